@@ -1,0 +1,204 @@
+"""The composition root: builds every service from the config and wires them together.
+
+Nothing else in sipedge constructs services; they get their dependencies through their
+constructors (ARCHITECTURE.md §4.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import ipaddress
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from .config import Config
+from .config.values import Listen
+from .proxy.core import Proxy, ProxySettings
+from .proxy.default_router import DefaultRouter, DefaultRouterConfig, StaticRoute
+from .proxy.hooks import Router
+from .proxy.routing import Identity, Interface
+from .proxy.targets import LocalListener, Locator
+from .runtime.engine import Engine
+from .sip.parser import Limits
+from .sip.transaction.timers import TimerConfig
+from .sip.uri import parse_uri
+from .transport.base import TransportConfig
+from .transport.dns import Resolver
+from .transport.manager import TransportManager
+
+log = logging.getLogger("sipedge")
+
+
+class App:
+    """A running sipedge instance (what :func:`serve` builds)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        c = config
+        self.layer = _layer(c)
+        self.engine = Engine(self.layer, self.loop, _limits(c))
+        self.transport = TransportManager(self.engine.on_message, _transport_config(c))
+        self.engine.transport = self.transport
+        self.listeners: list[LocalListener] = []
+        self.proxy: Proxy | None = None
+        self.stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        """Bind every listener and build the proxy."""
+        c = self.config
+        for lst in c.server.listen:
+            bound = await self.transport.start_listener(lst.proto, lst.host, lst.port)
+            self.listeners.append(LocalListener(bound, _interface(c, lst.proto, lst, bound)))
+        identity = Identity([lst.iface for lst in self.listeners], c.server.domains)
+        resolver = Resolver(
+            nameservers=[str(ns) for ns in c.dns.nameservers] or None,
+            port=c.dns.port,
+            timeout=c.dns.timeout,
+            max_entries=c.dns.cache_size,
+        )
+        locator = Locator(self.listeners, resolver)
+        proxy = Proxy(
+            layer=self.layer,
+            locator=locator,
+            identity=identity,
+            router=load_router(c),
+            settings=ProxySettings(
+                record_route=c.proxy.record_route,
+                double_record_route=c.proxy.double_record_route,
+                max_forwards=c.proxy.max_forwards,
+                timer_c=c.proxy.timer_c,
+                user_agent=c.server.user_agent,
+            ),
+            clock=self.loop.time,
+            spawn=self.engine.spawn,
+            is_trusted=trust_checker(c.server.trusted),
+        )
+        proxy.after_async = self.engine.pump
+        self.engine.proxy = proxy
+        self.proxy = proxy
+        names = ", ".join(f"{x.iface.transport}:{x.bound[0]}:{x.bound[1]}" for x in self.listeners)
+        log.info("sipedge listening on %s", names)
+
+    async def stop(self, grace: float) -> None:
+        """Graceful stop: refuse new calls, let transactions end (bounded), close."""
+        if self.proxy is not None:
+            self.proxy.draining = True
+        deadline = self.loop.time() + grace
+        while self.engine.busy and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        self.engine.close()
+        await self.transport.close()
+
+
+async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:
+    """Run sipedge until SIGTERM or SIGINT, then stop gracefully."""
+    app = App(config)
+    await app.start()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, app.stopping.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    if ready is not None:
+        ready(app)
+    await app.stopping.wait()
+    log.info("shutting down (grace %.1fs)", config.server.shutdown_grace)
+    await app.stop(config.server.shutdown_grace)
+
+
+def load_router(config: Config) -> Router:
+    """The router named by ``server.router`` ("module:Class"), else the default one."""
+    spec = config.server.router
+    if not spec:
+        routes = tuple(
+            StaticRoute(
+                name=r.name,
+                to=tuple(parse_uri(str(t)) for t in r.to),
+                domain=r.domain or None,
+                user_prefix=r.user_prefix or None,
+                strip=r.strip,
+                prefix=r.prefix,
+            )
+            for r in config.proxy.routes
+        )
+        up = config.proxy.default_upstream
+        return DefaultRouter(
+            DefaultRouterConfig(routes=routes, default_upstream=parse_uri(up) if up else None)
+        )
+    module_name, _, cls_name = spec.partition(":")
+    cls: Any = getattr(importlib.import_module(module_name), cls_name)
+    params = inspect.signature(cls).parameters
+    router: Router = cls(config) if params else cls()
+    return router
+
+
+def trust_checker(networks: Any) -> Callable[[str], bool]:
+    """A cached membership test of an address in the trusted networks."""
+    nets = [ipaddress.ip_network(str(n), strict=False) for n in networks]
+
+    @functools.lru_cache(maxsize=4096)
+    def trusted(ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr in n for n in nets if n.version == addr.version)
+
+    return trusted
+
+
+def _interface(config: Config, proto: str, lst: Listen, bound: tuple[str, int]) -> Interface:
+    adv = config.server.advertise.get(lst) if config.server.advertise else None
+    if adv is not None:
+        return Interface(proto, adv.host, adv.port or bound[1])
+    host = bound[0]
+    if host in ("0.0.0.0", "::"):
+        host = _guess_address(host == "::")
+        log.warning("listener %s is a wildcard; advertising %s (set server.advertise)", lst, host)
+    return Interface(proto, host, bound[1])
+
+
+def _guess_address(v6: bool) -> str:
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None, family):
+            ip = str(info[4][0])
+            if not ipaddress.ip_address(ip).is_loopback:
+                return ip
+    except OSError:
+        pass
+    return "::1" if v6 else "127.0.0.1"
+
+
+def _layer(c: Config) -> Any:
+    from .sip.transaction.layer import TransactionLayer
+
+    return TransactionLayer(TimerConfig(t1=c.timers.t1, t2=c.timers.t2, t4=c.timers.t4))
+
+
+def _limits(c: Config) -> Limits:
+    return Limits(
+        max_message_size=c.limits.max_message_size,
+        max_headers=c.limits.max_headers,
+        max_line_length=c.limits.max_line_length,
+        max_vias=c.limits.max_vias,
+    )
+
+
+def _transport_config(c: Config) -> TransportConfig:
+    return TransportConfig(
+        max_message_size=c.limits.max_message_size,
+        max_connections=c.tcp.max_connections,
+        max_connections_per_ip=c.tcp.max_connections_per_ip,
+        idle_timeout=c.tcp.idle_timeout,
+        message_timeout=c.tcp.message_timeout,
+        connect_timeout=c.tcp.connect_timeout,
+    )

@@ -1,0 +1,230 @@
+"""The typed, frozen configuration model: one pydantic model per TOML section.
+
+To add a section (``[registrar]``, ``[nat]``, ...): subclass :class:`Section`, declare its
+keys with :func:`setting` (default, one-line meaning, constraints), and add one field to
+:class:`Config`. Validation messages and ``docs/config.md`` follow from the model.
+"""
+
+from __future__ import annotations
+
+from ipaddress import ip_network
+from types import MappingProxyType
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from .values import (
+    IP,
+    Domain,
+    HeaderText,
+    Invalid,
+    Items,
+    Listen,
+    ListenMap,
+    Network,
+    NextHops,
+    OptionalDomain,
+    OptionalNextHop,
+    RouterSpec,
+    non_empty,
+    unique,
+)
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["text", "json"]
+LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
+
+Listeners = Annotated[Items[Listen], AfterValidator(non_empty), AfterValidator(unique)]
+
+
+def setting(default: Any, doc: str, *, why: str | None = None, **constraints: Any) -> Any:
+    """Declare a key: its default, a one-line meaning for the docs, and constraints.
+
+    ``why`` (e.g. ``"RFC 3261 §16.8"``) is added to range errors and to the docs;
+    ``constraints`` are pydantic's (``ge``, ``gt``, ``le``, ...).
+    """
+    extra = {"why": why} if why else None
+    return Field(default, description=doc, json_schema_extra=extra, **constraints)
+
+
+class Section(BaseModel):
+    """Base of every section: frozen, unknown keys rejected, no type coercion (TOML is typed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class ServerConfig(Section):
+    """Listeners, identity and process-wide behaviour."""
+
+    listen: Listeners = setting(
+        (Listen("udp", "127.0.0.1", 5060), Listen("tcp", "127.0.0.1", 5060)),
+        "Sockets to listen on, PROTO:HOST:PORT (IPv6 as udp:[::1]:5060).",
+    )
+    domains: Items[Domain] = setting((), 'Domains, besides our listener addresses, that are "us".')
+    trusted: Items[Network] = setting(
+        (ip_network("127.0.0.0/8"), ip_network("::1/128")),
+        "Source networks that are trusted: no authentication, may relay anywhere.",
+    )
+    advertise: ListenMap = Field(
+        default_factory=lambda: MappingProxyType({}),
+        description="Public HOST:PORT to put in Via/Record-Route for a listener behind NAT.",
+    )
+    user_agent: HeaderText = setting(
+        "sipedge", 'User-Agent/Server header value; "" sends none.'
+    )
+    log_level: LogLevel = setting("warning", "Least severe log level written.")
+    log_format: LogFormat = setting("text", "text (time level logger message) or json lines.")
+    router: RouterSpec = setting("", 'Custom Router to load, "module:Class"; "" = default.')
+    shutdown_grace: float = setting(
+        5.0, "Seconds to let transactions end on SIGTERM.", ge=0.0
+    )
+
+    @model_validator(mode="after")
+    def _advertise_known_listeners(self) -> ServerConfig:
+        listeners = {str(listen) for listen in self.listen}
+        for listen in self.advertise:
+            if listen not in listeners:
+                raise Invalid(
+                    f'"{listen}" is not one of server.listen',
+                    "use a listener exactly as written in server.listen, or remove the entry",
+                    key=f'advertise["{listen}"]',
+                )
+        return self
+
+
+class Route(Section):
+    """A static route; the first route whose conditions all match the Request-URI wins."""
+
+    name: str = Field(min_length=1, description="Name shown in logs.", examples=["trunk"])
+    domain: OptionalDomain = setting("", 'Request-URI host to match; "" = any.')
+    user_prefix: str = setting("", 'Request-URI user prefix to match; "" = any.')
+    to: NextHops = Field(
+        description="Next hop URI; a list of URIs forks in parallel.",
+        examples=["sip:192.0.2.10:5060;transport=udp"],
+    )
+    strip: int = setting(0, "Digits to strip from the front of the user.", ge=0)
+    prefix: str = setting("", "Digits to put in front of the user (after strip).")
+
+
+class ProxyConfig(Section):
+    """RFC 3261 §16 proxy behaviour and static routing."""
+
+    record_route: bool = setting(True, "Insert Record-Route to stay on the dialog path.")
+    double_record_route: bool = setting(
+        True, "Two Record-Routes when transport/interface changes.", why="RFC 5658"
+    )
+    max_forwards: int = setting(
+        70, "Max-Forwards added to a request that has none.", why="RFC 3261 §16.6", ge=1, le=255
+    )
+    timer_c: float = setting(
+        180.0, "Seconds before an unanswered INVITE branch is cancelled.",
+        why="RFC 3261 §16.8", ge=180.0,
+    )
+    loop_detection: bool = setting(
+        False, "Answer 482 to a request that loops back.", why="RFC 3261 §16.3"
+    )
+    default_upstream: OptionalNextHop = setting(
+        "", 'Where requests for our own domains go (e.g. a PBX); "" = answer 404.'
+    )
+    routes: Items[Route] = setting((), "Static routes, [[proxy.routes]] tables, first match wins.")
+
+    @model_validator(mode="after")
+    def _route_names_unique(self) -> ProxyConfig:
+        seen: set[str] = set()
+        for i, route in enumerate(self.routes):
+            if route.name in seen:
+                raise Invalid(
+                    f'route name "{route.name}" is used twice', "give each route its own name",
+                    key=f"routes[{i}].name",
+                )
+            seen.add(route.name)
+        return self
+
+
+class TimersConfig(Section):
+    """Transaction timers, in seconds (RFC 3261 §17.1.1.1, table 4)."""
+
+    t1: float = setting(0.5, "RTT estimate.", why="RFC 3261 §17.1.1.1", gt=0.0)
+    t2: float = setting(
+        4.0, "Maximum retransmit interval; at least t1.", why="RFC 3261 §17.1.2.2", gt=0.0
+    )
+    t4: float = setting(5.0, "Longest time a message stays in the network.", gt=0.0)
+
+    @model_validator(mode="after")
+    def _t2_not_below_t1(self) -> TimersConfig:
+        if self.t2 < self.t1:
+            raise Invalid(
+                f"t2 ({self.t2}) is less than t1 ({self.t1})",
+                f"write t2 >= {self.t1} (RFC 3261 §17.1.2.2 caps retransmits at T2)",
+                key="t2",
+            )
+        return self
+
+
+class LimitsConfig(Section):
+    """Limits on received messages; a message over a limit is rejected (413/513/400)."""
+
+    max_message_size: int = setting(65535, "Bytes in one message.", ge=1024, le=1 << 24)
+    max_headers: int = setting(256, "Header fields in one message.", ge=16, le=65536)
+    max_line_length: int = setting(8192, "Bytes in one start line or header line.", ge=256)
+    max_vias: int = setting(70, "Via header values in one message.", ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _line_fits_message(self) -> LimitsConfig:
+        if self.max_line_length > self.max_message_size:
+            raise Invalid(
+                f"max_line_length ({self.max_line_length}) exceeds max_message_size "
+                f"({self.max_message_size})",
+                f"write a value <= {self.max_message_size}",
+                key="max_line_length",
+            )
+        return self
+
+
+class TcpConfig(Section):
+    """Stream connections (TCP)."""
+
+    connect_timeout: float = setting(5.0, "Seconds to wait for an outgoing connect.", gt=0.0)
+    idle_timeout: float = setting(600.0, "Seconds without traffic before closing.", gt=0.0)
+    message_timeout: float = setting(
+        10.0, "Seconds for a started message to complete (slowloris).", gt=0.0
+    )
+    max_connections_per_ip: int = setting(64, "Connections from one IP address.", ge=1)
+    max_connections: int = setting(10000, "Connections in total.", ge=1)
+
+    @model_validator(mode="after")
+    def _per_ip_within_total(self) -> TcpConfig:
+        if self.max_connections_per_ip > self.max_connections:
+            raise Invalid(
+                f"max_connections_per_ip ({self.max_connections_per_ip}) exceeds "
+                f"max_connections ({self.max_connections})",
+                f"write a value <= {self.max_connections}",
+                key="max_connections_per_ip",
+            )
+        return self
+
+
+class DnsConfig(Section):
+    """Resolver used to locate next hops (RFC 3263)."""
+
+    nameservers: Items[IP] = setting((), "Nameserver addresses; empty = system resolver.")
+    port: int = setting(53, "Nameserver port.", ge=1, le=65535)
+    timeout: float = setting(2.0, "Seconds for one lookup.", gt=0.0)
+    cache_size: int = setting(10000, "Cached answers; 0 disables the cache.", ge=0)
+
+
+class Config(Section):
+    """The whole configuration. Every section is optional; defaults suit a loopback trial."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    timers: TimersConfig = Field(default_factory=TimersConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    tcp: TcpConfig = Field(default_factory=TcpConfig)
+    dns: DnsConfig = Field(default_factory=DnsConfig)
+
+    @classmethod
+    def default(cls) -> Config:
+        """The embedded defaults (what an empty TOML file gives)."""
+        return cls()

@@ -1,0 +1,526 @@
+"""The stateful proxy core (RFC 3261 §16) driven by transaction-layer events.
+
+Theory of operation. The engine feeds every event of the transaction layer to
+:meth:`Proxy.on_event`. A new request gets a server transaction (100 Trying for INVITE),
+the §16.3 checks, route pre-processing (§16.4) and then the router's ``on_request``. A
+:class:`Relay` decision opens a :class:`ResponseContext`; each target becomes a branch: a
+copy of the request with Max-Forwards decremented, Record-Route (two entries when the
+interface or transport changes, RFC 5658), a new top Via and its own client transaction.
+Responses come back through the client transactions: provisionals and every 2xx are
+forwarded at once; other finals are kept until every branch is done, and then the best one
+goes upstream (§16.7). CANCEL cancels every pending branch (§16.10); Timer C (§16.8)
+cancels a branch that rings too long. ACKs for 2xx and responses that match no transaction
+are forwarded statelessly (§16.11).
+
+Router hooks may be coroutines; the proxy awaits them in a task of their own (``spawn``),
+so one slow hook never holds up other messages.
+"""
+
+from __future__ import annotations
+
+import heapq
+import inspect
+import itertools
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..sip.build import build_response
+from ..sip.errors import ParseError
+from ..sip.locate import Hop, Target as Addr
+from ..sip.message import Request, Response
+from ..sip.transaction.client import ClientTransaction
+from ..sip.transaction.events import (
+    AckReceived,
+    CancelReceived,
+    Output,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponseReceived,
+    TransactionTerminated,
+    TransactionTimedOut,
+    TransportFailed,
+)
+from ..sip.transaction.layer import TransactionLayer
+from ..sip.transaction.server import ServerTransaction
+from ..transport.base import Flow, normalize_ip
+from .best import choose_best
+from .checks import validate_request
+from .context import Branch, BranchState, ResponseContext, group_by_q
+from .hooks import Decision, Drop, Relay, RequestContext, Respond, Router, Target
+from .routing import Identity, Interface, preprocess_routes, record_route_values
+from .stateless import StatelessForwarder
+from .targets import Dest, Locator
+
+log = logging.getLogger("sipedge.proxy")
+
+DIALOG_FORMING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, MESSAGE"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """What the proxy core takes from the config."""
+
+    record_route: bool = True
+    double_record_route: bool = True
+    max_forwards: int = 70
+    timer_c: float = 180.0
+    user_agent: str = "sipedge"
+
+
+class Proxy:
+    """RFC 3261 §16 on top of a :class:`TransactionLayer` (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        layer: TransactionLayer,
+        locator: Locator,
+        identity: Identity,
+        router: Router,
+        settings: ProxySettings,
+        clock: Callable[[], float],
+        spawn: Callable[[Awaitable[Any]], None],
+        is_trusted: Callable[[str], bool],
+    ) -> None:
+        self.layer = layer
+        self.locator = locator
+        self.identity = identity
+        self.router = router
+        self.settings = settings
+        self.clock = clock
+        self.spawn = spawn
+        self.is_trusted = is_trusted
+        self.contexts: dict[ServerTransaction, ResponseContext] = {}
+        self.branches: dict[ClientTransaction, tuple[ResponseContext, Branch]] = {}
+        self._timer_c: list[tuple[float, int, Branch, ResponseContext]] = []
+        self._seq = itertools.count()
+        self._prefix = "z9hG4bK" + secrets.token_hex(4)
+        self.stateless = StatelessForwarder(layer, locator, identity, self._prefix)
+        self.draining = False
+        #: Set by the engine: called after work done in a task so its outputs get sent.
+        self.after_async: Callable[[], None] = _nothing
+
+    # ------------------------------------------------------------------ dispatch
+    def on_event(self, ev: Output) -> None:
+        """Handle one event of the transaction layer."""
+        try:
+            if isinstance(ev, ResponseReceived):
+                self._on_response(ev.response, ev.transaction)
+            elif isinstance(ev, RequestReceived):
+                assert isinstance(ev.source, Flow)
+                self._on_request(ev.request, ev.source)
+            elif isinstance(ev, AckReceived):
+                assert isinstance(ev.source, Flow)
+                self.stateless.forward_ack(ev.request, ev.source, self.router, self._ctx_for)
+            elif isinstance(ev, CancelReceived):
+                assert isinstance(ev.source, Flow)
+                self._on_cancel(ev.request, ev.source, ev.invite)
+            elif isinstance(ev, StrayResponseReceived):
+                self.stateless.forward_response(ev.response)
+            elif isinstance(ev, TransactionTimedOut | TransportFailed):
+                self._on_client_failure(ev.transaction, 408 if isinstance(ev, TransactionTimedOut) else 503)
+            elif isinstance(ev, TransactionTerminated):
+                self._on_terminated(ev.transaction)
+        except ParseError as exc:
+            log.info("call %s: %s", _call_id(ev), exc.reason)
+
+    def send_failed(self, dest: Dest) -> None:
+        """The engine could not send on ``dest`` (connect refused, connection gone)."""
+        branch = dest.branch
+        if branch is not None and branch.txn is not None:
+            self.layer.transport_error(branch.txn, self.clock(), "send failed")
+
+    # ------------------------------------------------------------------ requests
+    def _ctx_for(self, req: Request, flow: Flow) -> RequestContext:
+        return RequestContext(
+            request=req,
+            flow=flow,
+            identity=self.identity,
+            trusted=self.is_trusted(flow.remote[0]),
+            in_dialog=req.to_tag is not None,
+        )
+
+    def _on_request(self, req: Request, flow: Flow) -> None:
+        now = self.clock()
+        fix_via(req, flow)
+        stx = self.layer.create_server_transaction(req, response_dest(req, flow), now)
+        try:
+            self._route_request(req, flow, stx)
+        except ParseError as exc:
+            log.info("call %s: %s", req.call_id, exc.reason)
+            self._respond(stx, exc.status_hint, exc.reason)
+
+    def _route_request(self, req: Request, flow: Flow, stx: ServerTransaction) -> None:
+        me = self.identity
+        to_us = req.method == "OPTIONS" and not req.routes and me.is_myself(req.uri)
+        reject = validate_request(req, addressed_to_us=to_us)
+        if reject is not None:
+            self._respond(stx, reject.status, reject.reason, reject.headers)
+            return
+        if self.draining and req.to_tag is None:
+            self._respond(stx, 503, "Shutting Down", [("Retry-After", "5")])
+            return
+        info = preprocess_routes(req, me)
+        ctx = self._ctx_for(req, flow)
+        ctx.loose_routed = info.consumed > 0
+        ctx.for_us = not req.routes and me.is_domain(req.uri)
+        if req.method == "OPTIONS" and not req.routes and me.is_myself(req.uri) and not req.uri.user:
+            self._respond(stx, 200, None, self._capabilities())
+            return
+        decision = self.router.on_request(ctx)
+        rctx = ResponseContext(ctx, stx, forced_iface=info.out_iface)
+        if inspect.isawaitable(decision):
+            self.spawn(self._await_decision(rctx, decision))
+        else:
+            self._apply(rctx, decision)
+
+    async def _await_decision(self, rctx: ResponseContext, pending: Awaitable[Decision]) -> None:
+        try:
+            decision = await pending
+        except ParseError as exc:
+            decision = Respond(exc.status_hint, exc.reason)
+        self._apply(rctx, decision)
+        self.after_async()
+
+    def _apply(self, rctx: ResponseContext, decision: Decision) -> None:
+        stx = rctx.server_txn
+        if isinstance(decision, Respond):
+            self._respond(stx, decision.status, decision.reason, decision.headers)
+        elif isinstance(decision, Drop):
+            self.layer.abandon(stx, self.clock())
+        elif isinstance(decision, Relay):
+            if not decision.targets:
+                self._respond(stx, 480)
+                return
+            rctx.pending_groups = group_by_q(decision.targets)
+            self.contexts[stx] = rctx
+            self._next_group(rctx)
+
+    def _respond(
+        self,
+        stx: ServerTransaction,
+        status: int,
+        reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        if stx.terminated:
+            return
+        tag = self._prefix[7:] + format(next(self._seq), "x") if status > 100 else None
+        resp = build_response(stx.request, status, reason, to_tag=tag, headers=headers)
+        self.layer.send_response(stx, resp, self.clock())
+
+    def _capabilities(self) -> list[tuple[str, str]]:
+        return [
+            ("Allow", ALLOW),
+            ("Supported", "path, outbound"),
+            ("Accept", "application/sdp"),
+            ("Server", self.settings.user_agent),
+        ]
+
+    # ------------------------------------------------------------------ branches
+    def _next_group(self, rctx: ResponseContext) -> None:
+        group = rctx.pending_groups.pop(0)
+        for target in group:
+            self._start_branch(rctx, target)
+
+    def _start_branch(self, rctx: ResponseContext, target: Target) -> None:
+        req = rctx.request.copy()
+        if target.uri is not None:
+            req.set_uri(target.uri)
+        mf = req.max_forwards
+        req.set_max_forwards(mf - 1 if mf is not None else self.settings.max_forwards)
+        branch = Branch(len(rctx.branches), target, req)
+        rctx.branches.append(branch)
+        nh = target.dst or (req.routes[0].uri if req.routes else req.uri)
+        try:
+            hop = self.locator.plan(nh, len(req.body) + 600, rctx.forced_iface)
+        except ParseError as exc:
+            self._branch_final(rctx, branch, exc.status_hint if exc.status_hint >= 400 else 503)
+            return
+        targets = self.locator.resolve_now(hop)
+        if targets is None:
+            self.spawn(self._resolve_branch(rctx, branch, hop))
+        else:
+            self._send_branch(rctx, branch, targets)
+
+    async def _resolve_branch(self, rctx: ResponseContext, branch: Branch, hop: Hop) -> None:
+        targets = await self.locator.resolve(hop)
+        if branch.state is BranchState.RESOLVING:
+            self._send_branch(rctx, branch, targets)
+        self.after_async()
+
+    def _send_branch(self, rctx: ResponseContext, branch: Branch, targets: list[Addr]) -> None:
+        if branch.cancel_wanted or rctx.final_sent and not rctx.is_invite:
+            self._branch_final(rctx, branch, 487)
+            return
+        if not targets:
+            self._branch_final(rctx, branch, 503, "Unresolvable destination")
+            return
+        branch.alternatives = targets[1:]
+        flow, out_iface = self.locator.flow_for(targets[0], rctx.forced_iface)
+        req = branch.request
+        if branch.sent_once:
+            req.pop_via()
+        elif self._records_route(rctx):
+            in_iface = self.locator.interface_of(rctx.ctx.flow)
+            values = record_route_values(
+                in_iface, out_iface, double=self.settings.double_record_route
+            )
+            for value in reversed(values):
+                req.add_record_route(value)
+        req.push_via(f"SIP/2.0/{flow.transport.upper()} {out_iface.via_host()};branch={self.new_branch()}")
+        branch.sent_once = True
+        hook = self.router.on_branch(rctx.ctx, branch.info)
+        if inspect.isawaitable(hook):
+            self.spawn(self._await_branch(rctx, branch, hook, flow))
+        else:
+            self._transmit(rctx, branch, flow)
+
+    async def _await_branch(
+        self, rctx: ResponseContext, branch: Branch, hook: Awaitable[None], flow: Flow
+    ) -> None:
+        await hook
+        self._transmit(rctx, branch, flow)
+        self.after_async()
+
+    def _transmit(self, rctx: ResponseContext, branch: Branch, flow: Flow) -> None:
+        now = self.clock()
+        txn = self.layer.send_request(
+            branch.request, Dest(flow, branch), now, reliable=flow.transport != "udp"
+        )
+        branch.txn = txn
+        branch.state = BranchState.CALLING
+        self.branches[txn] = (rctx, branch)
+        if rctx.is_invite:
+            self._arm_timer_c(branch, rctx, now)
+
+    def _records_route(self, rctx: ResponseContext) -> bool:
+        req = rctx.request
+        return (
+            self.settings.record_route
+            and req.method in DIALOG_FORMING
+            and req.to_tag is None
+        )
+
+    def new_branch(self) -> str:
+        """A fresh RFC 3261 §8.1.1.7 branch (magic cookie, unique per process)."""
+        return f"{self._prefix}.{next(self._seq):x}"
+
+    # ------------------------------------------------------------------ responses
+    def _on_response(self, resp: Response, txn: ClientTransaction) -> None:
+        entry = self.branches.get(txn)
+        if entry is None:
+            return  # a response to our own CANCEL: hop by hop, nothing to forward
+        rctx, branch = entry
+        if len(resp.vias) < 2:
+            return  # §16.7 step 3: no Via left for upstream; it was for us alone
+        resp.pop_via()
+        hook = self.router.on_reply(rctx.ctx, branch.info, resp)
+        if inspect.isawaitable(hook):
+            self.spawn(hook)
+        status = resp.status
+        if status < 200:
+            self._on_provisional(rctx, branch, resp)
+        elif status < 300:
+            self._on_2xx(rctx, branch, resp)
+        else:
+            if status == 503 and branch.alternatives:
+                self._failover(rctx, branch)
+                return
+            branch.final = resp
+            branch.state = BranchState.DONE
+            if status >= 600:
+                rctx.pending_groups.clear()
+                self._cancel_all(rctx)
+            self._check_done(rctx)
+
+    def _on_provisional(self, rctx: ResponseContext, branch: Branch, resp: Response) -> None:
+        branch.state = BranchState.PROCEEDING
+        if resp.status == 100:
+            return
+        if rctx.is_invite:
+            self._arm_timer_c(branch, rctx, self.clock())  # §16.7 step 2: reset Timer C
+        if not rctx.final_sent and not rctx.server_txn.terminated:
+            self.layer.send_response(rctx.server_txn, resp, self.clock())
+
+    def _on_2xx(self, rctx: ResponseContext, branch: Branch, resp: Response) -> None:
+        branch.state = BranchState.DONE
+        if not rctx.server_txn.terminated:
+            self.layer.send_response(rctx.server_txn, resp, self.clock())
+        if not rctx.final_sent:
+            rctx.final_sent = True
+            rctx.pending_groups.clear()
+            self._cancel_all(rctx)  # §16.7 step 10
+
+    def _check_done(self, rctx: ResponseContext) -> None:
+        if rctx.final_sent:
+            return
+        if any(b.state is not BranchState.DONE for b in rctx.branches):
+            return
+        if rctx.pending_groups and not rctx.cancelled:
+            self._next_group(rctx)
+            return
+        best = choose_best(rctx.finals()) or self._local_response(rctx, 408)
+        if not rctx.cancelled and not rctx.failure_hook_ran:
+            rctx.failure_hook_ran = True
+            again = self.router.on_failure(rctx.ctx, best)
+            if inspect.isawaitable(again):
+                self.spawn(self._await_failure(rctx, again, best))
+                return
+            if isinstance(again, Relay) and again.targets:
+                rctx.pending_groups = group_by_q(again.targets)
+                self._next_group(rctx)
+                return
+        self._send_final(rctx, best)
+
+    async def _await_failure(
+        self, rctx: ResponseContext, pending: Awaitable[Decision | None], best: Response
+    ) -> None:
+        again = await pending
+        if isinstance(again, Relay) and again.targets and not rctx.cancelled:
+            rctx.pending_groups = group_by_q(again.targets)
+            self._next_group(rctx)
+        else:
+            self._send_final(rctx, best)
+        self.after_async()
+
+    def _send_final(self, rctx: ResponseContext, best: Response) -> None:
+        rctx.final_sent = True
+        if not rctx.server_txn.terminated:
+            self.layer.send_response(rctx.server_txn, best, self.clock())
+
+    def _local_response(self, rctx: ResponseContext, status: int, reason: str | None = None) -> Response:
+        tag = self._prefix[7:] + format(next(self._seq), "x")
+        return build_response(rctx.request, status, reason, to_tag=tag)
+
+    def _branch_final(
+        self, rctx: ResponseContext, branch: Branch, status: int, reason: str | None = None
+    ) -> None:
+        branch.final = self._local_response(rctx, status, reason)
+        branch.state = BranchState.DONE
+        self._check_done(rctx)
+
+    def _failover(self, rctx: ResponseContext, branch: Branch) -> None:
+        """RFC 3263 §4.3: try the next resolved target of this branch."""
+        alternatives = branch.alternatives
+        old = branch.txn
+        if old is not None:
+            self.branches.pop(old, None)
+        branch.state = BranchState.RESOLVING
+        self._send_branch(rctx, branch, alternatives)
+
+    def _on_client_failure(self, txn: object, status: int) -> None:
+        if not isinstance(txn, ClientTransaction):
+            return
+        entry = self.branches.get(txn)
+        if entry is None:
+            return
+        rctx, branch = entry
+        if branch.state is BranchState.DONE:
+            return
+        if branch.alternatives and branch.state is BranchState.CALLING:
+            self._failover(rctx, branch)
+            return
+        self._branch_final(rctx, branch, status)
+
+    def _on_terminated(self, txn: object) -> None:
+        if isinstance(txn, ServerTransaction):
+            self.contexts.pop(txn, None)
+        elif isinstance(txn, ClientTransaction):
+            self.branches.pop(txn, None)
+
+    # ------------------------------------------------------------------ CANCEL, Timer C
+    def _on_cancel(self, cancel: Request, flow: Flow, invite: ServerTransaction | None) -> None:
+        fix_via(cancel, flow)
+        stx = self.layer.create_server_transaction(cancel, response_dest(cancel, flow), self.clock())
+        rctx = self.contexts.get(invite) if invite is not None else None
+        if rctx is None:
+            self._respond(stx, 481)
+            return
+        self._respond(stx, 200)  # §16.10: answer the CANCEL, then cancel every branch
+        rctx.cancelled = True
+        rctx.pending_groups.clear()
+        self._cancel_all(rctx)
+
+    def _cancel_all(self, rctx: ResponseContext) -> None:
+        now = self.clock()
+        for b in rctx.branches:
+            if b.state is BranchState.DONE or b.cancelled:
+                continue
+            b.cancelled = True
+            if b.txn is None:
+                b.cancel_wanted = True
+            elif b.txn.is_invite:
+                self.layer.cancel(b.txn, now)
+
+    def _arm_timer_c(self, branch: Branch, rctx: ResponseContext, now: float) -> None:
+        branch.timer_c = now + self.settings.timer_c
+        heapq.heappush(self._timer_c, (branch.timer_c, next(self._seq), branch, rctx))
+
+    def get_timer(self) -> float | None:
+        """The next Timer C deadline (stale entries dropped lazily)."""
+        heap = self._timer_c
+        while heap and (heap[0][2].timer_c != heap[0][0] or heap[0][2].state is BranchState.DONE):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def handle_timer(self, now: float) -> None:
+        """Fire due Timer C entries (RFC 3261 §16.8)."""
+        heap = self._timer_c
+        while heap and heap[0][0] <= now:
+            deadline, _, branch, rctx = heapq.heappop(heap)
+            if branch.timer_c != deadline or branch.state is BranchState.DONE:
+                continue
+            branch.timer_c = None
+            if branch.state is BranchState.PROCEEDING and branch.txn is not None:
+                branch.cancelled = True
+                self.layer.cancel(branch.txn, now)
+            elif branch.txn is not None:
+                self.layer.abandon(branch.txn, now)
+                self._branch_final(rctx, branch, 408)
+
+
+def _nothing() -> None:
+    return None
+
+
+def fix_via(req: Request, flow: Flow) -> None:
+    """RFC 3261 §18.2.1 and RFC 3581 §4: add received (and fill rport) to the top Via."""
+    via = req.vias[0]
+    src_ip, src_port = flow.remote
+    if via.rport is not None:
+        via.set_rport(src_port)
+        via.set_received(src_ip)
+    else:
+        try:
+            same = normalize_ip(via.host.strip("[]")) == src_ip
+        except ValueError:
+            same = False
+        if same:
+            return
+        via.set_received(src_ip)
+    req.replace_top_via(via)
+
+
+def response_dest(req: Request, flow: Flow) -> Dest:
+    """Where responses to ``req`` go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+    via = req.vias[0]
+    if flow.transport == "udp" and via.rport is None:
+        port = via.port or 5060
+        if port != flow.remote[1]:
+            return Dest(Flow("udp", flow.local, (flow.remote[0], port)))
+    return Dest(flow, fallback=(flow.remote[0], via.port or 5060))
+
+
+def _call_id(ev: Output) -> str:
+    for name in ("request", "response"):
+        msg = getattr(ev, name, None)
+        if msg is not None:
+            return str(msg.call_id)
+    txn = getattr(ev, "transaction", None)
+    req = getattr(txn, "request", None)
+    return str(getattr(req, "call_id", "-"))

@@ -1,0 +1,126 @@
+"""Routing hooks: the ``Router`` protocol operators implement (ARCHITECTURE.md §4.10).
+
+The hooks are the ones kamailio.cfg and opensips.cfg users know: ``on_request`` (the
+request route), ``on_branch`` (branch route), ``on_reply`` (onreply route) and
+``on_failure`` (failure route). Each may be a plain function or a coroutine function; a
+hook that awaits never blocks other messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from ..sip.message import Request, Response
+from ..sip.uri import URI
+
+if TYPE_CHECKING:
+    from ..transport.base import Flow
+    from .routing import Identity
+
+
+@dataclass(slots=True)
+class Target:
+    """One branch to try: ``uri`` replaces the Request-URI when set; ``dst`` is the next
+    hop (an outbound proxy, Kamailio's ``$du``) when set. ``q`` orders serial forking:
+    targets of the highest q are tried first, in parallel (RFC 3261 §16.6)."""
+
+    uri: URI | None = None
+    dst: URI | None = None
+    q: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """Forward the request to these targets (several = forking)."""
+
+    targets: list[Target]
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Answer the request with this status instead of forwarding it."""
+
+    status: int
+    reason: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Drop the request silently (no response at all)."""
+
+
+Decision: TypeAlias = Relay | Respond | Drop
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What a hook sees of an incoming request."""
+
+    request: Request
+    flow: Flow
+    identity: Identity
+    trusted: bool
+    in_dialog: bool
+    #: Set by the proxy after route pre-processing: whether the Request-URI is ours.
+    for_us: bool = False
+    #: Whether route pre-processing consumed our own Route entries (a sequential request
+    #: that follows a route set we recorded, RFC 3261 §16.4).
+    loose_routed: bool = False
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BranchInfo:
+    """What ``on_branch``/``on_reply`` see of one branch."""
+
+    index: int
+    request: Request
+    target: Target
+
+
+class Router(Protocol):
+    """Routing logic plugged into the proxy (``router = "module:Class"`` in the config)."""
+
+    def on_request(self, ctx: RequestContext) -> Decision | Awaitable[Decision]:
+        """Decide what to do with a request that passed the RFC 3261 §16.3 checks."""
+        ...
+
+    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> None | Awaitable[None]:
+        """Last look at a branch before it is sent (edit ``branch.request``)."""
+        ...
+
+    def on_reply(
+        self, ctx: RequestContext, branch: BranchInfo, response: Response
+    ) -> None | Awaitable[None]:
+        """See every response of a branch before the proxy handles it."""
+        ...
+
+    def on_failure(
+        self, ctx: RequestContext, best: Response
+    ) -> Decision | None | Awaitable[Decision | None]:
+        """All branches failed with ``best`` as the chosen response: return a new
+        Relay to try further targets (serial forking, failover) or None to forward it."""
+        ...
+
+
+class BaseRouter:
+    """A Router with do-nothing hooks; subclass it and override what you need."""
+
+    def on_request(self, ctx: RequestContext) -> Decision | Awaitable[Decision]:
+        return Respond(404)
+
+    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> None | Awaitable[None]:
+        return None
+
+    def on_reply(
+        self, ctx: RequestContext, branch: BranchInfo, response: Response
+    ) -> None | Awaitable[None]:
+        return None
+
+    def on_failure(
+        self, ctx: RequestContext, best: Response
+    ) -> Decision | None | Awaitable[Decision | None]:
+        return None

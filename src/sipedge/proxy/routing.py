@@ -1,0 +1,139 @@
+"""Who we are, route pre-processing and Record-Route (RFC 3261 §16.4, §16.6; RFC 5658).
+
+sipedge records the route with one entry per interface it uses. When a request leaves on
+another transport or interface than it arrived on, two entries are added (RFC 5658 §4): the
+top one names the outgoing interface (the callee reaches us there), the lower one the
+incoming interface (the caller reaches us there). Both are consumed on sequential requests,
+and the second one tells which interface and transport to send on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..sip.hdr.nameaddr import NameAddr
+from ..sip.message import Request
+from ..sip.uri import URI
+
+DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """A local listener as others reach it: transport, advertised host and port."""
+
+    transport: str
+    host: str
+    port: int
+
+    def rr_uri(self, params: str = "") -> str:
+        """The Record-Route value naming this interface (``lr``, RFC 3261 §16.6 step 4)."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        tp = "" if self.transport == "udp" else f";transport={self.transport}"
+        return f"<sip:{host}:{self.port}{tp};lr{params}>"
+
+    def via_host(self) -> str:
+        """``host:port`` for a Via sent-by."""
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"{host}:{self.port}"
+
+
+def _norm_host(host: str) -> str:
+    h = host.lower().strip("[]")
+    try:
+        return ipaddress.ip_address(h).compressed
+    except ValueError:
+        return h.rstrip(".")
+
+
+class Identity:
+    """Decides whether a URI names this proxy (``is_myself`` in Kamailio/OpenSIPS terms)."""
+
+    def __init__(self, interfaces: Iterable[Interface], domains: Iterable[str] = ()) -> None:
+        self.interfaces = list(interfaces)
+        self._addrs = {(_norm_host(i.host), i.port) for i in self.interfaces}
+        self._hosts = {_norm_host(i.host) for i in self.interfaces}
+        self._domains = {_norm_host(d) for d in domains}
+
+    def add_interface(self, iface: Interface) -> None:
+        """Register a listener once it is bound (its port may have been chosen then)."""
+        self.interfaces.append(iface)
+        self._addrs.add((_norm_host(iface.host), iface.port))
+        self._hosts.add(_norm_host(iface.host))
+
+    def is_domain(self, uri: URI) -> bool:
+        """Whether ``uri`` is for us: one of our domains (any port) or one of our
+        listener addresses with its port."""
+        host = _norm_host(uri.host)
+        if host in self._domains:
+            return True
+        return host in self._hosts and self.is_myself(uri)
+
+    def is_myself(self, uri: URI) -> bool:
+        """Whether ``uri`` addresses this proxy itself (a domain, or address and port)."""
+        if uri.scheme not in ("sip", "sips"):
+            return False
+        host = _norm_host(uri.host)
+        if host in self._domains and uri.port is None:
+            return True
+        tp = (uri.transport or ("tls" if uri.scheme == "sips" else "udp")).lower()
+        port = uri.port if uri.port is not None else DEFAULT_PORTS.get(tp, 5060)
+        return (host, port) in self._addrs
+
+    def interface_for(self, uri: URI) -> Interface | None:
+        """Our interface that ``uri`` (one of our Record-Route entries) names."""
+        host = _norm_host(uri.host)
+        tp = (uri.transport or "udp").lower()
+        for iface in self.interfaces:
+            if _norm_host(iface.host) == host and iface.port == (uri.port or 5060):
+                if iface.transport == tp:
+                    return iface
+        for iface in self.interfaces:
+            if _norm_host(iface.host) == host and iface.port == (uri.port or 5060):
+                return iface
+        return None
+
+
+@dataclass(slots=True)
+class RouteInfo:
+    """What route pre-processing found: ``out_iface`` is set when our second Record-Route
+    entry (RFC 5658) named the interface to send on."""
+
+    consumed: int = 0
+    out_iface: Interface | None = None
+    strict_fixed: bool = False
+
+
+def preprocess_routes(req: Request, me: Identity) -> RouteInfo:
+    """RFC 3261 §16.4: undo a strict router's rewrite, then pop our own Route entries."""
+    info = RouteInfo()
+    if req.routes and me.is_myself(req.uri) and req.uri.lr:
+        # A strict router put our Record-Route URI into the Request-URI: the real target
+        # is the last Route value.
+        last = req.pop_last_route()
+        req.set_uri(last.uri)
+        info.strict_fixed = True
+    popped: list[NameAddr] = []
+    while req.routes and len(popped) < 2 and me.is_myself(req.routes[0].uri):
+        popped.append(req.pop_route())
+    info.consumed = len(popped)
+    if len(popped) == 2:
+        # RFC 5658: the second of our entries names the interface to send on.
+        info.out_iface = me.interface_for(popped[1].uri)
+    return info
+
+
+def next_hop(req: Request) -> URI:
+    """Where a request goes (§16.6 step 6/7): the top Route when present, else the R-URI."""
+    return req.routes[0].uri if req.routes else req.uri
+
+
+def record_route_values(
+    inbound: Interface, outbound: Interface, *, double: bool = True
+) -> list[str]:
+    """Record-Route values to insert, top first (RFC 3261 §16.6 step 4, RFC 5658 §4)."""
+    if double and inbound != outbound:
+        return [outbound.rr_uri(), inbound.rr_uri()]
+    return [inbound.rr_uri()]

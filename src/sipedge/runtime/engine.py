@@ -1,0 +1,164 @@
+"""The engine: feeds transport input into the SIP core and carries its output out.
+
+Bytes and a flow come in from the transport layer; the engine parses them, feeds the
+transaction layer, hands every event to the proxy and sends every queued message. One
+``loop.call_at`` handle is re-armed from the earliest deadline of the transaction layer
+and the proxy (ARCHITECTURE.md §4.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable
+from typing import Any
+
+from ..proxy.core import Proxy
+from ..proxy.targets import Dest
+from ..sip.build import build_error_from_raw
+from ..sip.errors import ParseError
+from ..sip.parser import DEFAULT_LIMITS, Limits, parse_message
+from ..sip.transaction.events import SendMessage
+from ..sip.transaction.layer import TransactionLayer
+from ..transport.base import Flow, TransportError
+from ..transport.manager import TransportManager
+
+log = logging.getLogger("sipedge.engine")
+
+
+class Engine:
+    """Glue between the transport manager, the transaction layer and the proxy."""
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        loop: asyncio.AbstractEventLoop,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self.layer = layer
+        self.loop = loop
+        self.limits = limits
+        self.proxy: Proxy | None = None
+        self.transport: TransportManager | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._armed: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tag = secrets.token_hex(4)
+        self.stats = {"received": 0, "parse_errors": 0, "sent": 0, "send_errors": 0}
+
+    # ------------------------------------------------------------------ input
+    def on_message(self, data: bytes, flow: Flow) -> None:
+        """A datagram or framed stream message arrived on ``flow``."""
+        self.stats["received"] += 1
+        try:
+            msg = parse_message(data, self.limits)
+        except ParseError as exc:
+            self._reject(data, flow, exc)
+            return
+        self.layer.receive_message(msg, flow, self.loop.time())
+        self.pump()
+
+    def _reject(self, data: bytes, flow: Flow, exc: ParseError) -> None:
+        self.stats["parse_errors"] += 1
+        log.info("bad message from %s:%s: %s", flow.remote[0], flow.remote[1], exc.reason)
+        out = build_error_from_raw(data, exc.status_hint, exc.reason, self._tag)
+        if out is not None and self.transport is not None:
+            self.transport.send(out, flow)
+
+    # ------------------------------------------------------------------ output
+    def pump(self) -> None:
+        """Hand every queued event to the proxy and send every queued message."""
+        layer = self.layer
+        proxy = self.proxy
+        while True:
+            out = layer.next_event()
+            if out is None:
+                break
+            if isinstance(out, SendMessage):
+                self._send(out.data, out.dest)
+            elif proxy is not None:
+                try:
+                    proxy.on_event(out)
+                except Exception:  # a bug must not stop the message pump: log and go on
+                    log.exception("error handling %s", type(out).__name__)
+        self._rearm()
+
+    def _send(self, data: bytes, dest: object) -> None:
+        assert isinstance(dest, Dest) and self.transport is not None
+        flow = dest.flow
+        self.stats["sent"] += 1
+        if flow.conn_id is not None or flow.transport == "udp":
+            if self.transport.send(data, flow):
+                return
+            if dest.fallback is None or flow.transport == "udp":
+                self._send_failed(dest)
+                return
+            ip, port = dest.fallback
+            self.spawn(self._send_to(data, Dest(Flow(flow.transport, flow.local, (ip, port)), dest.branch)))
+            return
+        self.spawn(self._send_to(data, dest))
+
+    async def _send_to(self, data: bytes, dest: Dest) -> None:
+        assert self.transport is not None
+        flow = dest.flow
+        try:
+            await self.transport.send_to(data, flow.transport, flow.remote[0], flow.remote[1])
+        except (TransportError, OSError, ValueError) as exc:
+            log.info("send to %s:%s/%s failed: %s", *flow.remote, flow.transport, exc)
+            self._send_failed(dest)
+
+    def _send_failed(self, dest: Dest) -> None:
+        self.stats["send_errors"] += 1
+        if self.proxy is not None:
+            self.proxy.send_failed(dest)
+            self.pump()
+
+    # ------------------------------------------------------------------ tasks and timers
+    def spawn(self, aw: Awaitable[Any]) -> None:
+        """Run ``aw`` in a task of its own; errors are logged, never raised into the loop."""
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task failed", exc_info=task.exception())
+        self.pump()
+
+    def _rearm(self) -> None:
+        deadline = self.layer.get_timer()
+        if self.proxy is not None:
+            pd = self.proxy.get_timer()
+            if pd is not None and (deadline is None or pd < deadline):
+                deadline = pd
+        if deadline == self._armed:
+            return
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._armed = deadline
+        if deadline is not None:
+            self._handle = self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        self._armed = None
+        now = self.loop.time()
+        self.layer.handle_timer(now)
+        if self.proxy is not None:
+            self.proxy.handle_timer(now)
+        self.pump()
+
+    @property
+    def busy(self) -> int:
+        """Live transactions plus running tasks (graceful shutdown waits for zero)."""
+        return len(self.layer) + len(self._tasks)
+
+    def close(self) -> None:
+        """Stop the timer and cancel running tasks."""
+        if self._handle is not None:
+            self._handle.cancel()
+        for task in list(self._tasks):
+            task.cancel()

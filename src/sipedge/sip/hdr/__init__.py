@@ -1,0 +1,1 @@
+"""Typed values of individual SIP header fields."""
