@@ -288,3 +288,22 @@ def test_on_failure_hook_tries_another_target() -> None:
     assert second and second[0][1].flow.remote == ("127.0.0.1", 5072)
     h.feed(answer(second[0][0], 200, "t2"), remote=("127.0.0.1", 5072))
     assert upstream(h, 200)
+
+
+def test_large_request_switches_from_udp_to_tcp() -> None:
+    h = Harness()
+    big = invite(extra="X-Pad: " + "p" * 1300 + "\r\n")
+    h.feed(big)
+    out, dest = h.take_one(Request)
+    assert dest.flow.transport == "tcp"  # RFC 3261 §18.1.1: > 1300 bytes
+    assert out.vias[0].transport == "TCP"
+    small = Harness()
+    small.feed(invite())
+    _, dest = small.take_one(Request)
+    assert dest.flow.transport == "udp"
+
+
+def test_unparsable_lazy_part_answers_400() -> None:
+    h = Harness()
+    h.feed(invite(extra="Proxy-Require: ,,\r\n"))
+    assert upstream(h, 400)

@@ -289,3 +289,10 @@ def test_vias_helper_consistency() -> None:
     v = parse_via("SIP/2.0/TCP h.example.com:5070;branch=z9hG4bKx;rport")[0]
     assert v.sent_by == ("h.example.com", 5070)
     assert v.rport == -1
+
+
+def test_header_line_without_colon_is_rejected() -> None:
+    data = INVITE.replace(b"X-Odd:    spaced   value  \r\n", b"Tox\r\n")
+    with pytest.raises(ParseError) as exc:
+        parse_message(data)
+    assert "':'" in exc.value.reason

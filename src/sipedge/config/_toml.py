@@ -13,8 +13,6 @@ from .values import HostPort, Listen
 _AS_STRING = (
     Listen,
     HostPort,
-    ipaddress.IPv4Address,
-    ipaddress.IPv6Address,
     ipaddress.IPv4Network,
     ipaddress.IPv6Network,
 )

@@ -10,7 +10,6 @@ import typing
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-import annotated_types
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -151,9 +150,9 @@ def _plural(name: str) -> str:
 
 def _bounds(metadata: typing.Iterable[Any]) -> str:
     found: dict[str, Any] = {}
-    for item in metadata:
+    for item in metadata:  # annotated_types.Ge(ge=...), Le(le=...), ...
         for attr in ("ge", "gt", "le", "lt"):
-            if isinstance(item, annotated_types.BaseMetadata) and hasattr(item, attr):
+            if hasattr(item, attr):
                 found[attr] = getattr(item, attr)
     if "ge" in found and "le" in found:
         return f"{toml_value(found['ge'])} to {toml_value(found['le'])}"

@@ -10,6 +10,7 @@ from typing import Any
 
 from .model import Config
 from .problems import ConfigError, validate
+from .values import Invalid, Listen, parse_listen
 
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -26,9 +27,16 @@ def load_config(path: Path | None = None, overrides: Mapping[str, Any] | None = 
 
 
 def parse_config(data: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Config:
-    """Validate an already parsed TOML document (plus ``overrides``) into :class:`Config`."""
+    """Validate an already parsed TOML document (plus ``overrides``) into :class:`Config`.
+
+    When ``overrides`` replace ``server.listen`` (``sipedge run --listen``), the file's
+    ``server.advertise`` entries for listeners no longer present are dropped.
+    """
     overrides = overrides or {}
-    return validate(Config, apply_overrides(data, overrides), overridden=overrides.keys())
+    merged = apply_overrides(data, overrides)
+    if "server.listen" in overrides and "server.advertise" not in overrides:
+        _drop_stale_advertise(merged)
+    return validate(Config, merged, overridden=overrides.keys())
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -82,3 +90,28 @@ def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> di
 
 def _copy_tables(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _copy_tables(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+
+
+def _drop_stale_advertise(data: dict[str, Any]) -> None:
+    """Drop ``server.advertise`` entries naming none of the ``server.listen`` listeners."""
+    server = data.get("server")
+    if not isinstance(server, dict):
+        return
+    listen, advertise = server.get("listen"), server.get("advertise")
+    if not isinstance(listen, list | tuple) or not isinstance(advertise, Mapping):
+        return
+    current = {_canonical(x) for x in listen}
+    # An entry whose key does not parse stays, so that its error is still reported.
+    server["advertise"] = {
+        k: v for k, v in advertise.items() if (c := _canonical(k)) is None or c in current
+    }
+
+
+def _canonical(listen: object) -> str | None:
+    """The canonical form of a listener, or None when it does not parse."""
+    if isinstance(listen, Listen):
+        return str(listen)
+    try:
+        return str(parse_listen(listen)) if isinstance(listen, str) else None
+    except Invalid:
+        return None

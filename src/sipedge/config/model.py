@@ -11,7 +11,7 @@ from ipaddress import ip_network
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from .values import (
     IP,
@@ -44,14 +44,14 @@ def setting(default: Any, doc: str, *, why: str | None = None, **constraints: An
     ``why`` (e.g. ``"RFC 3261 §16.8"``) is added to range errors and to the docs;
     ``constraints`` are pydantic's (``ge``, ``gt``, ``le``, ...).
     """
-    extra = {"why": why} if why else None
+    extra: dict[str, JsonValue] | None = {"why": why} if why else None
     return Field(default, description=doc, json_schema_extra=extra, **constraints)
 
 
 class Section(BaseModel):
     """Base of every section: frozen, unknown keys rejected, no type coercion (TOML is typed)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ServerConfig(Section):
@@ -68,23 +68,18 @@ class ServerConfig(Section):
     )
     advertise: ListenMap = Field(
         default_factory=lambda: MappingProxyType({}),
-        description="Public HOST:PORT to put in Via/Record-Route for a listener behind NAT.",
+        description="Public HOST[:PORT] to put in Via/Record-Route for a listener behind NAT.",
     )
-    user_agent: HeaderText = setting(
-        "sipedge", 'User-Agent/Server header value; "" sends none.'
-    )
+    user_agent: HeaderText = setting("sipedge", 'User-Agent/Server header value; "" sends none.')
     log_level: LogLevel = setting("warning", "Least severe log level written.")
     log_format: LogFormat = setting("text", "text (time level logger message) or json lines.")
     router: RouterSpec = setting("", 'Custom Router to load, "module:Class"; "" = default.')
-    shutdown_grace: float = setting(
-        5.0, "Seconds to let transactions end on SIGTERM.", ge=0.0
-    )
+    shutdown_grace: float = setting(5.0, "Seconds to let transactions end on SIGTERM.", ge=0.0)
 
     @model_validator(mode="after")
     def _advertise_known_listeners(self) -> ServerConfig:
-        listeners = {str(listen) for listen in self.listen}
         for listen in self.advertise:
-            if listen not in listeners:
+            if listen not in self.listen:
                 raise Invalid(
                     f'"{listen}" is not one of server.listen',
                     "use a listener exactly as written in server.listen, or remove the entry",
@@ -118,8 +113,10 @@ class ProxyConfig(Section):
         70, "Max-Forwards added to a request that has none.", why="RFC 3261 §16.6", ge=1, le=255
     )
     timer_c: float = setting(
-        180.0, "Seconds before an unanswered INVITE branch is cancelled.",
-        why="RFC 3261 §16.8", ge=180.0,
+        180.0,
+        "Seconds before an unanswered INVITE branch is cancelled.",
+        why="RFC 3261 §16.8",
+        ge=180.0,
     )
     loop_detection: bool = setting(
         False, "Answer 482 to a request that loops back.", why="RFC 3261 §16.3"
@@ -135,7 +132,8 @@ class ProxyConfig(Section):
         for i, route in enumerate(self.routes):
             if route.name in seen:
                 raise Invalid(
-                    f'route name "{route.name}" is used twice', "give each route its own name",
+                    f'route name "{route.name}" is used twice',
+                    "give each route its own name",
                     key=f"routes[{i}].name",
                 )
             seen.add(route.name)

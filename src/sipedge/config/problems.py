@@ -63,9 +63,13 @@ def validate(model: type[M], data: Mapping[str, Any], overridden: Collection[str
 def describe_error(root: type[BaseModel], err: ErrorDetails, overridden: Collection[str]) -> str:
     """One pydantic error as ``key: problem; fix: what to write``."""
     key, tp, field = _walk(root, err["loc"])
-    problem, fix, sub = _explain(root, err, key, tp, field)
-    if sub:
-        key = f"{key}.{sub}" if key else sub
+    error = (err.get("ctx") or {}).get("error")
+    if isinstance(error, Invalid):  # raised by our own parsers and section checks
+        problem, fix = error.problem, error.fix
+        if error.key:
+            key = f"{key}.{error.key}" if key else error.key
+    else:
+        problem, fix = _explain(root, err, key, tp, field)
     if any(key == o or key.startswith((f"{o}.", f"{o}[")) for o in overridden):
         key += " (override)"
     return f"{key or '(top level)'}: {problem}; fix: {fix}"
@@ -73,33 +77,31 @@ def describe_error(root: type[BaseModel], err: ErrorDetails, overridden: Collect
 
 def _explain(
     root: type[BaseModel], err: ErrorDetails, key: str, tp: object, field: FieldInfo | None
-) -> tuple[str, str, str | None]:
-    kind, value = err["type"], err["input"]
-    ctx: dict[str, Any] = dict(err.get("ctx") or {})
-    error = ctx.get("error")
-    if isinstance(error, Invalid):
-        return error.problem, error.fix, error.key
-    name = _last_name(err["loc"])
+) -> tuple[str, str]:
+    """(problem, fix) for one of pydantic's own error types."""
+    kind, value, loc = err["type"], err["input"], err["loc"]
     if kind == "extra_forbidden":
-        return (*_unknown_key(root, err["loc"], value), None)
+        return _unknown_key(root, loc, value)
     if kind == "missing":
         examples = field.examples if field is not None else None
         example = f" = {toml_value(examples[0])}" if examples else ""
-        return "required key is missing", f"add {name}{example}", None
+        return "required key is missing", f"add {_last_name(loc)}{example}"
     if kind in _EXPECTED:
-        return (*_wrong_type(kind, value, key, tp, field, err["loc"]), None)
+        return _wrong_type(kind, value, key, tp, field, loc)
     if kind in _BOUNDS:
-        return (*_out_of_range(kind, value, ctx, field), None)
+        return _out_of_range(kind, value, dict(err.get("ctx") or {}), field)
     if kind == "literal_error" and field is not None:
-        return (*_not_a_choice(value, typing.get_args(field.annotation)), None)
+        return _not_a_choice(value, typing.get_args(field.annotation))
+    if kind == "finite_number":
+        return f"{value} is not a finite number", "write a finite number"
     if kind in ("string_too_short", "too_short"):
-        return "is empty", "give a value", None
-    return err["msg"], "see docs/config.md", None
+        return "is empty", "give a value"
+    return err["msg"], "see docs/config.md"
 
 
 def _walk(root: type[BaseModel], loc: Sequence[int | str]) -> tuple[str, object, FieldInfo | None]:
     """The dotted key of ``loc``, the declared type found there, and the last field crossed."""
-    key, tp, field = "", root, None
+    key, tp, field = "", typing.cast(object, root), None
     for part in loc:
         if part == "[key]":  # the error is about a table key itself
             continue
@@ -134,9 +136,7 @@ def _last_name(loc: Sequence[int | str]) -> str:
     return names[-1] if names else ""
 
 
-def _unknown_key(
-    root: type[BaseModel], loc: Sequence[int | str], value: object
-) -> tuple[str, str]:
+def _unknown_key(root: type[BaseModel], loc: Sequence[int | str], value: object) -> tuple[str, str]:
     name = str(loc[-1])
     _, parent, _ = _walk(root, loc[:-1])
     model = _model(parent)
@@ -146,7 +146,9 @@ def _unknown_key(
     if guess:
         return what, f'did you mean "{guess}"?'
     if model is root:
-        homes = [s for s in known if name in getattr(_model(_field_type(root, s)), "model_fields", {})]
+        homes = [
+            s for s in known if name in getattr(_model(_field_type(root, s)), "model_fields", {})
+        ]
         if homes:
             return what, f"move it into the [{homes[0]}] section"
     return what, f"remove it (known keys: {', '.join(known)})"

@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator, GetCoreSchemaHandler, PlainSerializer
-from pydantic import PlainValidator, Strict
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+    PlainValidator,
+    Strict,
+)
 from pydantic_core import CoreSchema, core_schema
 
 from sipedge.sip.errors import ParseError
@@ -118,7 +124,10 @@ def _split_host_port(text: str, fix: str, prefix: str = "") -> tuple[str, str | 
         return host, (after[1:] if after else None), True
     if text.count(":") > 1:
         host, _, port = text.rpartition(":")
-        example = f"[{host}]:{port}" if _is_ipv6(host) else f"[{text}]"
+        if _is_ipv6(host) and not host.endswith(":"):  # "::1:5060" -> "[::1]:5060"
+            example = f"[{host}]:{port}"
+        else:  # "::1" or "2001:db8::1" -> "[::1]:5060"
+            example = f"[{text}]:5060"
         raise Invalid(
             f'"{prefix}{text}" has an IPv6 address without brackets',
             f'put it in brackets: "{prefix}{example}"',
@@ -156,9 +165,7 @@ class Listen:
         return parse_listen(text)
 
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         """Validate from the ``PROTO:HOST:PORT`` string; serialise back to it."""
         return core_schema.no_info_plain_validator_function(
             _validate_listen, serialization=core_schema.to_string_ser_schema()
@@ -178,7 +185,7 @@ def parse_listen(text: str) -> Listen:
         guess = did_you_mean(proto, LISTEN_PROTOCOLS)
         hint = f'write "{guess}:{rest}"' if guess else f"use one of {', '.join(LISTEN_PROTOCOLS)}"
         raise Invalid(f'"{text}" has unknown protocol "{proto}"', hint)
-    fix = f"write PROTO:HOST:PORT, e.g. {_LISTEN_EXAMPLE} or \"{proto}:[::1]:5060\""
+    fix = f'write PROTO:HOST:PORT, e.g. {_LISTEN_EXAMPLE} or "{proto}:[::1]:5060"'
     host, port_s, bracketed = _split_host_port(rest, fix, f"{proto}:")
     if port_s is None:
         shown = f"[{host}]" if bracketed else host
@@ -204,38 +211,31 @@ def _validate_listen(value: object) -> Listen:
     return parse_listen(_require_str(value, f"a listener, e.g. {_LISTEN_EXAMPLE}"))
 
 
-def canonical_listen(value: object) -> str:
-    """A listener in its canonical string form (``str(Listen)``)."""
-    return str(_validate_listen(value))
-
-
 # --- host[:port] -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class HostPort:
-    """A host (name or IP address, IPv6 without brackets) and a port."""
+    """A host (name or IP address, IPv6 without brackets) and a port (None: not given)."""
 
     host: str
-    port: int
+    port: int | None = None
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return host if self.port is None else f"{host}:{self.port}"
 
     @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        """Validate from ``HOST:PORT``; serialise back to it."""
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        """Validate from ``HOST[:PORT]``; serialise back to it."""
         return core_schema.no_info_plain_validator_function(
             _validate_host_port, serialization=core_schema.to_string_ser_schema()
         )
 
 
 def parse_host_port(text: str) -> HostPort:
-    """Parse ``HOST:PORT``: a host name, IPv4 address or ``[IPv6]``, port 1..65535."""
-    fix = 'write HOST:PORT, e.g. "203.0.113.5:5060" or "[2001:db8::5]:5060"'
+    """Parse ``HOST[:PORT]``: a host name, IPv4 address or ``[IPv6]``, port 1..65535."""
+    fix = 'write HOST or HOST:PORT, e.g. "203.0.113.5:5060" or "[2001:db8::5]:5060"'
     host, port_s, bracketed = _split_host_port(text, fix)
     if bracketed:
         try:
@@ -244,10 +244,7 @@ def parse_host_port(text: str) -> HostPort:
             raise Invalid(f'"{text}" has an invalid IPv6 address', fix) from None
     else:
         host = _check_host_name(host, text, fix)
-    if port_s is None:
-        shown = f"[{host}]" if bracketed else host
-        raise Invalid(f'"{text}" has no port', f'write HOST:PORT, e.g. "{shown}:5060"')
-    return HostPort(host, _port(port_s, text))
+    return HostPort(host, None if port_s is None else _port(port_s, text))
 
 
 def _check_host_name(host: str, whole: str, fix: str) -> str:
@@ -323,7 +320,7 @@ def check_next_hop(value: object) -> str:
     except ParseError as exc:
         raise Invalid(f'"{text}" is not a valid SIP URI ({exc.reason})', fix) from None
     if uri.scheme not in NEXT_HOP_SCHEMES:
-        raise Invalid(f'"{text}" is a {uri.scheme}: URI; a next hop needs sip: or sips:', fix)
+        raise Invalid(f'"{text}" is a {uri.scheme}: URI, but a next hop needs sip: or sips:', fix)
     if uri.port is not None and not 1 <= uri.port <= 65535:
         raise Invalid(f'"{text}" has port {uri.port}, not from 1 to 65535', fix)
     return text
@@ -394,13 +391,9 @@ Network = Annotated[
 ]
 IP = Annotated[str, PlainValidator(parse_ip), TypeDoc("IP address")]
 Domain = Annotated[str, PlainValidator(parse_domain), TypeDoc("domain name")]
-OptionalDomain = Annotated[
-    str, PlainValidator(parse_optional_domain), TypeDoc('domain name or ""')
-]
+OptionalDomain = Annotated[str, PlainValidator(parse_optional_domain), TypeDoc('domain name or ""')]
 NextHop = Annotated[str, PlainValidator(check_next_hop), TypeDoc("SIP URI")]
-OptionalNextHop = Annotated[
-    str, PlainValidator(check_optional_next_hop), TypeDoc('SIP URI or ""')
-]
+OptionalNextHop = Annotated[str, PlainValidator(check_optional_next_hop), TypeDoc('SIP URI or ""')]
 RouterSpec = Annotated[str, PlainValidator(check_router), TypeDoc('"module:Class" or ""')]
 HeaderText = Annotated[str, PlainValidator(check_header_text), TypeDoc("string")]
 NextHops = Annotated[
@@ -410,10 +403,9 @@ NextHops = Annotated[
     AfterValidator(non_empty),
     TypeDoc("SIP URI or list of SIP URIs"),
 ]
-ListenKey = Annotated[str, PlainValidator(canonical_listen), TypeDoc("listener")]
 ListenMap = Annotated[
-    Mapping[ListenKey, HostPort],
+    Mapping[Listen, HostPort],
     AfterValidator(_freeze_mapping),
     PlainSerializer(_mapping_to_strings),
-    TypeDoc('table of listener -> "HOST:PORT"'),
+    TypeDoc('table of listener -> "HOST[:PORT]"'),
 ]

@@ -237,7 +237,8 @@ class Proxy:
         rctx.branches.append(branch)
         nh = target.dst or (req.routes[0].uri if req.routes else req.uri)
         try:
-            hop = self.locator.plan(nh, len(req.body) + 600, rctx.forced_iface)
+            # Our Via and Record-Route add about 150 bytes (RFC 3261 §18.1.1 threshold).
+            hop = self.locator.plan(nh, rctx.request.size_hint + 150, rctx.forced_iface)
         except ParseError as exc:
             self._branch_final(rctx, branch, exc.status_hint if exc.status_hint >= 400 else 503)
             return

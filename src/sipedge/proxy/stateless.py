@@ -70,7 +70,7 @@ class StatelessForwarder:
         mf = ack.max_forwards
         ack.set_max_forwards(mf - 1 if mf is not None else 70)
         nh = dst or (ack.routes[0].uri if ack.routes else ack.uri)
-        hop = self.locator.plan(nh, len(ack.body) + 600, info.out_iface)
+        hop = self.locator.plan(nh, ack.size_hint + 100, info.out_iface)
         targets = self.locator.resolve_now(hop)
         if not targets:
             log.info("call %s: ACK next hop %s needs DNS or is unusable; dropped", ack.call_id, nh)

@@ -441,6 +441,11 @@ class Message(ABC):
 
     # ----------------------------------------------------------------- output
     @property
+    def size_hint(self) -> int:
+        """Bytes of the message as received (or as it would serialise now)."""
+        return len(self._data) if self._data is not None else len(self.to_bytes())
+
+    @property
     def dirty(self) -> bool:
         """Whether the message was edited since it was parsed."""
         return self._dirty

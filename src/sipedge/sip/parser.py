@@ -82,13 +82,60 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
     return msg
 
 
+# Keys of header names seen on most messages, by their lower-case spelling: a known name
+# is a valid token, so only other names need the token check.
+_KNOWN: dict[str, str] = {
+    name: name
+    for name in (
+        "via", "from", "to", "call-id", "cseq", "max-forwards", "contact", "content-type",
+        "content-length", "user-agent", "server", "allow", "supported", "require",
+        "proxy-require", "route", "record-route", "expires", "min-expires", "authorization",
+        "proxy-authorization", "www-authenticate", "proxy-authenticate", "accept", "date",
+        "subject", "event", "allow-events", "path", "session-expires", "min-se", "reason",
+        "p-asserted-identity", "privacy", "rack", "rseq", "refer-to", "referred-by",
+        "unsupported", "warning", "organization", "content-disposition", "timestamp",
+    )
+}
+_KNOWN.update(COMPACT_FORMS)
+
+
+def _fast_fields(head: str, pos: int, limits: Limits) -> list[Field] | None:
+    """Split unfolded fields with str.split; None sends anything unusual (folding, odd
+    names, limits) to the slow path, which names the fault precisely."""
+    if "\r\n " in head or "\r\n\t" in head:
+        return _regex_fields(head, pos, limits)
+    lines = head[pos:].split("\r\n")
+    if len(lines) > limits.max_headers:
+        return None
+    check_len = len(head) > limits.max_line_length
+    fields: list[Field] = []
+    append = fields.append
+    known = _KNOWN
+    for line in lines:
+        colon = line.find(":")
+        if colon <= 0:
+            return None
+        name = line[:colon]
+        low = name.lower()
+        key = known.get(low)
+        if key is None:
+            name = name.rstrip(" \t")
+            if not _TOKEN_RE.fullmatch(name):
+                return None
+            low = name.lower()
+            key = known.get(low, low)
+        if check_len and len(line) > limits.max_line_length:
+            return None
+        append(Field(key, name, line, colon + 1))
+    return fields
+
+
 # One header field: name, optional WS, colon, value up to the line end, folded lines.
 _FIELD_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)")
 
 
-def _fast_fields(head: str, pos: int, limits: Limits) -> list[Field] | None:
-    """Split the fields with one regex per field; None sends odd input to the slow path,
-    which names the fault precisely."""
+def _regex_fields(head: str, pos: int, limits: Limits) -> list[Field] | None:
+    """Split fields that may be folded, one regex match per field."""
     fields: list[Field] = []
     append = fields.append
     match = _FIELD_RE.match
