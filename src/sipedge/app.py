@@ -7,6 +7,7 @@ constructors (ARCHITECTURE.md §4.7).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib
 import inspect
@@ -83,7 +84,9 @@ class App:
         proxy.after_async = self.engine.pump
         self.engine.proxy = proxy
         self.proxy = proxy
-        names = ", ".join(f"{x.iface.transport}:{x.bound[0]}:{x.bound[1]}" for x in self.listeners)
+        names = ", ".join(
+            str(Listen(x.iface.transport, x.bound[0], x.bound[1])) for x in self.listeners
+        )
         log.info("sipedge listening on %s", names)
 
     async def stop(self, grace: float) -> None:
@@ -103,10 +106,8 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     await app.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, app.stopping.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     if ready is not None:
         ready(app)
     await app.stopping.wait()

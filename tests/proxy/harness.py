@@ -71,7 +71,9 @@ class Harness:
         out, self.sent = self.sent, []
         return out
 
-    def take_one(self, kind: type[Request] | type[Response], **match: object) -> tuple[Request | Response, Dest]:
+    def take_one(
+        self, kind: type[Request] | type[Response], **match: object
+    ) -> tuple[Request | Response, Dest]:
         for i, (msg, dest) in enumerate(self.sent):
             if isinstance(msg, kind) and all(getattr(msg, k) == v for k, v in match.items()):
                 del self.sent[i]

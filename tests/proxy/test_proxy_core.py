@@ -168,7 +168,10 @@ def test_transport_change_adds_two_record_routes_and_loose_routing_consumes_both
     assert rrs == ["sip:127.0.0.1:5060;transport=tcp;lr", "sip:127.0.0.1:5060;lr"]  # RFC 5658
     # The caller's BYE carries the reversed route set: both entries are ours.
     bye = invite(
-        method="BYE", branch="z9hG4bKbye", cseq=2, to_tag="b1",
+        method="BYE",
+        branch="z9hG4bKbye",
+        cseq=2,
+        to_tag="b1",
         uri="sip:bob@127.0.0.1:5073;transport=tcp",
         extra="Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5060;transport=tcp;lr>\r\n",
     )
@@ -182,19 +185,25 @@ def test_transport_change_adds_two_record_routes_and_loose_routing_consumes_both
 def test_second_route_entry_selects_the_outgoing_transport() -> None:
     h = Harness()
     bye = invite(
-        method="BYE", branch="z9hG4bKbye2", cseq=2, to_tag="b1",
+        method="BYE",
+        branch="z9hG4bKbye2",
+        cseq=2,
+        to_tag="b1",
         uri="sip:alice@127.0.0.1:5061",
         extra="Route: <sip:127.0.0.1:5060;transport=tcp;lr>, <sip:127.0.0.1:5060;lr>\r\n",
     )
     h.feed(bye, transport="tcp")
-    fwd, dest = h.take_one(Request)
+    _fwd, dest = h.take_one(Request)
     assert dest.flow.transport == "udp" and dest.flow.remote == ("127.0.0.1", 5061)
 
 
 def test_loose_routed_request_follows_remaining_route() -> None:
     h = Harness(trusted=False)
     bye = invite(
-        method="BYE", branch="z9hG4bKbye3", cseq=2, to_tag="b1",
+        method="BYE",
+        branch="z9hG4bKbye3",
+        cseq=2,
+        to_tag="b1",
         uri="sip:alice@192.0.2.7:5061",
         extra="Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5090;lr>\r\n",
     )
@@ -207,7 +216,10 @@ def test_loose_routed_request_follows_remaining_route() -> None:
 def test_strict_router_request_uri_fixed() -> None:
     h = Harness()
     req = invite(
-        method="BYE", branch="z9hG4bKs", cseq=2, to_tag="b1",
+        method="BYE",
+        branch="z9hG4bKs",
+        cseq=2,
+        to_tag="b1",
         uri="sip:127.0.0.1:5060;lr",
         extra="Route: <sip:bob@127.0.0.1:5070>\r\n",
     )
@@ -220,8 +232,12 @@ def test_strict_router_request_uri_fixed() -> None:
 def test_ack_for_2xx_forwarded_statelessly() -> None:
     h = Harness()
     ack = invite(
-        method="ACK", branch="z9hG4bKack", cseq=1, to_tag="b1",
-        uri="sip:bob@127.0.0.1:5070", extra="Route: <sip:127.0.0.1:5060;lr>\r\n",
+        method="ACK",
+        branch="z9hG4bKack",
+        cseq=1,
+        to_tag="b1",
+        uri="sip:bob@127.0.0.1:5070",
+        extra="Route: <sip:127.0.0.1:5060;lr>\r\n",
     )
     h.feed(ack)
     fwd, dest = h.take_one(Request)

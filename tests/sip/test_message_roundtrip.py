@@ -8,8 +8,11 @@ from hypothesis import strategies as st
 from sipedge.sip.message import Request, Response
 from sipedge.sip.parser import parse_message
 
-TOKEN = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~",
-                min_size=1, max_size=12)
+TOKEN = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~",
+    min_size=1,
+    max_size=12,
+)
 HOST = st.from_regex(r"[a-z][a-z0-9]{0,8}(\.[a-z][a-z0-9]{0,8}){0,2}", fullmatch=True)
 SAFE_VALUE = st.text(
     alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=","),
@@ -40,16 +43,20 @@ def message(draw: st.DrawFn) -> bytes:
     port = draw(st.integers(1, 65535))
     branch = "z9hG4bK" + draw(st.from_regex(r"[a-zA-Z0-9]{1,16}", fullmatch=True))
     tag = draw(st.from_regex(r"[a-zA-Z0-9]{1,12}", fullmatch=True))
+    reason = draw(st.sampled_from(["OK", "Busy Here", ""]))
     start = (
         f"{method} sip:{user}@{host}:{port} SIP/2.0"
         if is_request
-        else f"SIP/2.0 {draw(st.integers(100, 699))} {draw(st.sampled_from(['OK', 'Busy Here', '']))}"
+        else f"SIP/2.0 {draw(st.integers(100, 699))} {reason}"
     )
+    via_name = draw(st.sampled_from(["Via", "v", "VIA"]))
+    transport = draw(st.sampled_from(["UDP", "TCP", "TLS"]))
+    via_param = draw(st.sampled_from(["", ";rport", ";received=192.0.2.1"]))
+    to_name = draw(st.sampled_from(["To", "t"]))
     headers = [
-        f"{draw(st.sampled_from(['Via', 'v', 'VIA']))}: SIP/2.0/{draw(st.sampled_from(['UDP', 'TCP', 'TLS']))} "
-        f"{host}:{port};branch={branch}{draw(st.sampled_from(['', ';rport', ';received=192.0.2.1']))}",
+        f"{via_name}: SIP/2.0/{transport} {host}:{port};branch={branch}{via_param}",
         f"{draw(st.sampled_from(['From', 'f']))}: <sip:{user}@{host}>;tag={tag}",
-        f"{draw(st.sampled_from(['To', 't']))}: {draw(DISPLAY)}<sip:b@{host}>",
+        f"{to_name}: {draw(DISPLAY)}<sip:b@{host}>",
         f"{draw(st.sampled_from(['Call-ID', 'i']))}: {tag}@{host}",
         f"CSeq: {draw(st.integers(0, 2**31 - 1))} {method}",
         f"Max-Forwards: {draw(st.integers(0, 255))}",

@@ -76,9 +76,7 @@ class ResponseContext:
 
     def all_done(self) -> bool:
         """Every branch has a final response and no target group is left to try."""
-        return not self.pending_groups and all(
-            b.state is BranchState.DONE for b in self.branches
-        )
+        return not self.pending_groups and all(b.state is BranchState.DONE for b in self.branches)
 
     def finals(self) -> list[Response]:
         """The final responses stored so far."""

@@ -29,7 +29,8 @@ from typing import Any
 
 from ..sip.build import build_response
 from ..sip.errors import ParseError
-from ..sip.locate import Hop, Target as Addr
+from ..sip.locate import Hop
+from ..sip.locate import Target as Addr
 from ..sip.message import Request, Response
 from ..sip.transaction.client import ClientTransaction
 from ..sip.transaction.events import (
@@ -50,14 +51,17 @@ from .best import choose_best
 from .checks import validate_request
 from .context import Branch, BranchState, ResponseContext, group_by_q
 from .hooks import Decision, Drop, Relay, RequestContext, Respond, Router, Target
-from .routing import Identity, Interface, preprocess_routes, record_route_values
+from .routing import Identity, preprocess_routes, record_route_values
 from .stateless import StatelessForwarder
 from .targets import Dest, Locator
 
 log = logging.getLogger("sipedge.proxy")
 
 DIALOG_FORMING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY, REFER, MESSAGE"
+ALLOW = (
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, PRACK, SUBSCRIBE, NOTIFY,"
+    " REFER, MESSAGE"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +126,9 @@ class Proxy:
             elif isinstance(ev, StrayResponseReceived):
                 self.stateless.forward_response(ev.response)
             elif isinstance(ev, TransactionTimedOut | TransportFailed):
-                self._on_client_failure(ev.transaction, 408 if isinstance(ev, TransactionTimedOut) else 503)
+                self._on_client_failure(
+                    ev.transaction, 408 if isinstance(ev, TransactionTimedOut) else 503
+                )
             elif isinstance(ev, TransactionTerminated):
                 self._on_terminated(ev.transaction)
         except ParseError as exc:
@@ -168,7 +174,12 @@ class Proxy:
         ctx = self._ctx_for(req, flow)
         ctx.loose_routed = info.consumed > 0
         ctx.for_us = not req.routes and me.is_domain(req.uri)
-        if req.method == "OPTIONS" and not req.routes and me.is_myself(req.uri) and not req.uri.user:
+        if (
+            req.method == "OPTIONS"
+            and not req.routes
+            and me.is_myself(req.uri)
+            and not req.uri.user
+        ):
             self._respond(stx, 200, None, self._capabilities())
             return
         decision = self.router.on_request(ctx)
@@ -255,7 +266,7 @@ class Proxy:
         self.after_async()
 
     def _send_branch(self, rctx: ResponseContext, branch: Branch, targets: list[Addr]) -> None:
-        if branch.cancel_wanted or rctx.final_sent and not rctx.is_invite:
+        if branch.cancel_wanted or (rctx.final_sent and not rctx.is_invite):
             self._branch_final(rctx, branch, 487)
             return
         if not targets:
@@ -273,7 +284,9 @@ class Proxy:
             )
             for value in reversed(values):
                 req.add_record_route(value)
-        req.push_via(f"SIP/2.0/{flow.transport.upper()} {out_iface.via_host()};branch={self.new_branch()}")
+        req.push_via(
+            f"SIP/2.0/{flow.transport.upper()} {out_iface.via_host()};branch={self.new_branch()}"
+        )
         branch.sent_once = True
         hook = self.router.on_branch(rctx.ctx, branch.info)
         if inspect.isawaitable(hook):
@@ -301,11 +314,7 @@ class Proxy:
 
     def _records_route(self, rctx: ResponseContext) -> bool:
         req = rctx.request
-        return (
-            self.settings.record_route
-            and req.method in DIALOG_FORMING
-            and req.to_tag is None
-        )
+        return self.settings.record_route and req.method in DIALOG_FORMING and req.to_tag is None
 
     def new_branch(self) -> str:
         """A fresh RFC 3261 §8.1.1.7 branch (magic cookie, unique per process)."""
@@ -394,7 +403,9 @@ class Proxy:
         if not rctx.server_txn.terminated:
             self.layer.send_response(rctx.server_txn, best, self.clock())
 
-    def _local_response(self, rctx: ResponseContext, status: int, reason: str | None = None) -> Response:
+    def _local_response(
+        self, rctx: ResponseContext, status: int, reason: str | None = None
+    ) -> Response:
         tag = self._prefix[7:] + format(next(self._seq), "x")
         return build_response(rctx.request, status, reason, to_tag=tag)
 
@@ -437,7 +448,9 @@ class Proxy:
     # ------------------------------------------------------------------ CANCEL, Timer C
     def _on_cancel(self, cancel: Request, flow: Flow, invite: ServerTransaction | None) -> None:
         fix_via(cancel, flow)
-        stx = self.layer.create_server_transaction(cancel, response_dest(cancel, flow), self.clock())
+        stx = self.layer.create_server_transaction(
+            cancel, response_dest(cancel, flow), self.clock()
+        )
         rctx = self.contexts.get(invite) if invite is not None else None
         if rctx is None:
             self._respond(stx, 481)

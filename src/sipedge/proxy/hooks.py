@@ -88,19 +88,19 @@ class Router(Protocol):
         """Decide what to do with a request that passed the RFC 3261 §16.3 checks."""
         ...
 
-    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> None | Awaitable[None]:
+    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> Awaitable[None] | None:
         """Last look at a branch before it is sent (edit ``branch.request``)."""
         ...
 
     def on_reply(
         self, ctx: RequestContext, branch: BranchInfo, response: Response
-    ) -> None | Awaitable[None]:
+    ) -> Awaitable[None] | None:
         """See every response of a branch before the proxy handles it."""
         ...
 
     def on_failure(
         self, ctx: RequestContext, best: Response
-    ) -> Decision | None | Awaitable[Decision | None]:
+    ) -> Decision | Awaitable[Decision | None] | None:
         """All branches failed with ``best`` as the chosen response: return a new
         Relay to try further targets (serial forking, failover) or None to forward it."""
         ...
@@ -112,15 +112,15 @@ class BaseRouter:
     def on_request(self, ctx: RequestContext) -> Decision | Awaitable[Decision]:
         return Respond(404)
 
-    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> None | Awaitable[None]:
+    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> Awaitable[None] | None:
         return None
 
     def on_reply(
         self, ctx: RequestContext, branch: BranchInfo, response: Response
-    ) -> None | Awaitable[None]:
+    ) -> Awaitable[None] | None:
         return None
 
     def on_failure(
         self, ctx: RequestContext, best: Response
-    ) -> Decision | None | Awaitable[Decision | None]:
+    ) -> Decision | Awaitable[Decision | None] | None:
         return None

@@ -87,9 +87,12 @@ class Identity:
         host = _norm_host(uri.host)
         tp = (uri.transport or "udp").lower()
         for iface in self.interfaces:
-            if _norm_host(iface.host) == host and iface.port == (uri.port or 5060):
-                if iface.transport == tp:
-                    return iface
+            if (
+                _norm_host(iface.host) == host
+                and iface.port == (uri.port or 5060)
+                and iface.transport == tp
+            ):
+                return iface
         for iface in self.interfaces:
             if _norm_host(iface.host) == host and iface.port == (uri.port or 5060):
                 return iface

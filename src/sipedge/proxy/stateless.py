@@ -76,9 +76,13 @@ class StatelessForwarder:
             log.info("call %s: ACK next hop %s needs DNS or is unusable; dropped", ack.call_id, nh)
             return
         out, iface = self.locator.flow_for(targets[0], info.out_iface)
-        branch = self.prefix + "a" + hashlib.blake2s(
-            (ack.vias[0].branch or ack.call_id).encode(), digest_size=8
-        ).hexdigest()
+        branch = (
+            self.prefix
+            + "a"
+            + hashlib.blake2s(
+                (ack.vias[0].branch or ack.call_id).encode(), digest_size=8
+            ).hexdigest()
+        )
         ack.push_via(f"SIP/2.0/{out.transport.upper()} {iface.via_host()};branch={branch}")
         self.layer.send_stateless(ack, Dest(out))
 
@@ -112,5 +116,6 @@ class StatelessForwarder:
             host = host.lower()
         sent_by = (host, via.port or 5060)
         return any(
-            (lst.iface.host.strip("[]"), lst.iface.port) == sent_by for lst in self.locator.listeners
+            (lst.iface.host.strip("[]"), lst.iface.port) == sent_by
+            for lst in self.locator.listeners
         )

@@ -95,7 +95,9 @@ class Engine:
                 self._send_failed(dest)
                 return
             ip, port = dest.fallback
-            self.spawn(self._send_to(data, Dest(Flow(flow.transport, flow.local, (ip, port)), dest.branch)))
+            self.spawn(
+                self._send_to(data, Dest(Flow(flow.transport, flow.local, (ip, port)), dest.branch))
+            )
             return
         self.spawn(self._send_to(data, dest))
 

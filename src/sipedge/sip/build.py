@@ -153,8 +153,17 @@ def build_cancel(request: Request) -> Request:
     return cancel
 
 
-_RAW_COPIED = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To",
-               "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
+_RAW_COPIED = {
+    "via": "Via",
+    "v": "Via",
+    "from": "From",
+    "f": "From",
+    "to": "To",
+    "t": "To",
+    "call-id": "Call-ID",
+    "i": "Call-ID",
+    "cseq": "CSeq",
+}
 
 
 def build_error_from_raw(data: bytes, status: int, reason: str, to_tag: str) -> bytes | None:
