@@ -155,8 +155,15 @@ class Engine:
 
     @property
     def busy(self) -> int:
-        """Live transactions plus running tasks (graceful shutdown waits for zero)."""
-        return len(self.layer) + len(self._tasks)
+        """Requests still waiting for their final response, plus running tasks.
+
+        Graceful shutdown waits for zero; transactions that only linger for
+        retransmissions (Timers D, K, L) do not hold it up.
+        """
+        pending = 0
+        if self.proxy is not None:
+            pending = sum(1 for r in self.proxy.contexts.values() if not r.final_sent)
+        return pending + len(self._tasks)
 
     def close(self) -> None:
         """Stop the timer and cancel running tasks."""
