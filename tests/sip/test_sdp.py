@@ -547,7 +547,10 @@ def test_generated_sdp_round_trips(lines: list[str]) -> None:
     assert parse_sdp(data.replace(b"\r\n", b"\n")).to_bytes() == data
     assert len(sd.media) == sum(ln.startswith("m=") for ln in lines)
     assert [str(ln) for ln in sd.all_lines()] == lines
-    _touch_everything(sd)
+    # Generated attribute values may be malformed (e.g. a bare "a=rtcp"): reading them
+    # may raise ParseError, and nothing else.
+    with contextlib.suppress(ParseError):
+        _touch_everything(sd)
 
 
 @settings(max_examples=100, deadline=None)

@@ -20,7 +20,8 @@ LWS = " \t\r\n"
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
 
 #: ``quoted-string`` (RFC 3261 §25.1): qdtext or quoted-pair between double quotes.
-QUOTED_STRING = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*+"'
+_QDTEXT = r'[^"\\\x00-\x08\x0a-\x1f\x7f]*+'
+QUOTED_STRING = rf'"{_QDTEXT}(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f]{_QDTEXT})*+"'
 
 # generic-param value: token / host / quoted-string (RFC 3261 §25.1); host adds ':' '[' ']'.
 _GEN_VALUE = rf"[{TOKEN_CHARS}:\[\]]++"
@@ -169,11 +170,13 @@ def parse_params(text: str) -> Params:
     string, which keeps its quotes. LWS around ``;`` and ``=`` is tolerated and dropped.
     Raises :class:`ParseError` (400) on malformed input.
     """
-    if text and text[0] != ";":
-        text = ";" + text
+    if not text:
+        return Params()
+    if text[0] != ";":
+        text = text.lstrip(LWS)
+        if text[:1] != ";":
+            text = ";" + text
     if FAST_PARAMS_RE.fullmatch(text) is not None:
-        if not text:
-            return Params()
         return Params._lazy(text)
     return Params._trusted(parse_param_items(text), None)
 

@@ -289,6 +289,10 @@ def _norm(s: str) -> str:
     return _ESC_RE.sub(_norm_escape, s)
 
 
+def _opt_norm(s: str | None) -> str | None:
+    return None if s is None else _norm(s)
+
+
 def _norm_escape(m: re.Match[str]) -> str:
     c = chr(int(m.group(1), 16))
     return "%" + m.group(1).upper() if c in _KEEP_ESCAPED else c
@@ -329,13 +333,9 @@ def uri_equal(a: URI, b: URI) -> bool:
         return a.opaque == b.opaque
     if a.scheme == "tel":
         return _tel_equal(a, b)
-    if (a.user is None) != (b.user is None) or (a.password is None) != (b.password is None):
+    # userinfo is compared case-sensitively, escapes normalised (RFC 3261 §19.1.4).
+    if _opt_norm(a.user) != _opt_norm(b.user) or _opt_norm(a.password) != _opt_norm(b.password):
         return False
-    if a.user is not None and b.user is not None and _norm(a.user) != _norm(b.user):
-        return False
-    if a.password is not None and b.password is not None:
-        if _norm(a.password) != _norm(b.password):
-            return False
     if a.port != b.port or _host_key(a.host) != _host_key(b.host):
         return False
     pa, pb = _param_map(a.params), _param_map(b.params)

@@ -16,15 +16,15 @@ from ..params import LWS, QUOTED_STRING, TOKEN_CHARS
 _TOKEN = rf"[{TOKEN_CHARS}]++"
 _TOKEN_RE = re.compile(_TOKEN, re.ASCII)
 _W = r"[ \t\r\n]*+"
+# auth-param and the COMMA after it; empty list elements (",,") are legal (RFC 7230 §7).
 _PARAM_RE = re.compile(
-    rf"({_TOKEN}){_W}={_W}(?:({_TOKEN})|({QUOTED_STRING})){_W}", re.ASCII
+    rf"({_TOKEN}){_W}={_W}(?:({_TOKEN})|({QUOTED_STRING})){_W}(,[ \t\r\n,]*+)?+", re.ASCII
 )
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]++=*+", re.ASCII)
 _UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 
 # RFC 7616 §3.3, §3.4: parameters always written as quoted strings ...
-_QUOTED = frozenset(("realm", "domain", "nonce", "opaque", "username", "uri", "response",
-                     "cnonce"))
+_QUOTED = frozenset(("realm", "domain", "nonce", "opaque", "username", "uri", "response", "cnonce"))
 # ... and those always written bare (when they are tokens).
 _BARE = frozenset(("algorithm", "stale", "nc", "userhash", "charset", "username*"))
 
@@ -94,20 +94,19 @@ def _parse_params(s: str, what: str) -> dict[str, str]:
         m = _PARAM_RE.match(s, pos)
         if m is None:
             raise ParseError(f"malformed auth-param in {what} at {s[pos : pos + 20]!r}")
-        name = m.group(1).lower()
+        name, token, quoted, sep = m.groups()
+        name = name.lower()
         if name in params:
             raise ParseError(f"repeated auth-param {name!r} in {what} (RFC 7235 §2.1)")
-        token, quoted = m.group(2), m.group(3)
-        params[name] = token if token is not None else _UNESCAPE_RE.sub(r"\1", quoted[1:-1])
+        if token is None:
+            quoted = quoted[1:-1]
+            token = _UNESCAPE_RE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        params[name] = token
         pos = m.end()
-        if pos == n:
+        if pos == n:  # a trailing "," is an empty list element, legal too
             return params
-        if s[pos] != ",":
+        if sep is None:
             raise ParseError(f"expected ',' between auth-params in {what}")
-        while pos < n and (s[pos] == "," or s[pos] in LWS):  # empty list elements are legal
-            pos += 1
-        if pos == n:
-            raise ParseError(f"trailing ',' in {what}")
 
 
 def _serialise(scheme: str, params: dict[str, str], token68: str | None, challenge: bool) -> str:
@@ -115,8 +114,12 @@ def _serialise(scheme: str, params: dict[str, str], token68: str | None, challen
         return f"{scheme} {token68}"
     if not params:
         return scheme
-    return scheme + " " + ", ".join(
-        f"{k}={_quote(v) if _wants_quotes(k, v, challenge) else v}" for k, v in params.items()
+    return (
+        scheme
+        + " "
+        + ", ".join(
+            f"{k}={_quote(v) if _wants_quotes(k, v, challenge) else v}" for k, v in params.items()
+        )
     )
 
 

@@ -12,7 +12,8 @@ from ..params import LWS, TOKEN_CHARS
 #: RFC 4475 §3.1.2.4 (scalar02) expects anything larger to be answered with 400.
 CSEQ_MAX = 2**32 - 1
 
-_CSEQ_RE = re.compile(rf"([0-9]{{1,10}})[ \t\r\n]++([{TOKEN_CHARS}]++)", re.ASCII)
+_CSEQ_RE = re.compile(rf"0*([0-9]{{1,10}})[ \t\r\n]++([{TOKEN_CHARS}]++)", re.ASCII)
+_LONG_NUMBER_RE = re.compile(r"0*[1-9][0-9]{10}", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +32,10 @@ def parse_cseq(value: str) -> CSeq:
 
     Raises :class:`ParseError` (400) naming the fault.
     """
-    m = _CSEQ_RE.fullmatch(value.strip(LWS))
+    s = value.strip(LWS)
+    m = _CSEQ_RE.fullmatch(s)
     if m is None:
-        s = value.strip(LWS)
-        digits = s.split(None, 1)[0] if s else ""
-        if digits.isascii() and digits.isdigit() and len(digits) > 10:
+        if _LONG_NUMBER_RE.match(s) is not None:
             raise ParseError("CSeq number too large (must fit 32 bits)")
         raise ParseError("malformed CSeq (expected number and method)")
     number = int(m.group(1))

@@ -23,6 +23,7 @@ _SLOW_RE = re.compile(
     rf"(?:{_W}*:{_W}*([0-9]++))?+{_W}*(.*)",
     re.ASCII | re.DOTALL,
 )
+_PROTOCOL_RE = re.compile(rf"{_W}*{_T}{_W}*/{_W}*{_T}{_W}*/{_W}*{_T}", re.ASCII)
 _DIGITS = re.compile(r"[0-9]{1,5}", re.ASCII)
 
 
@@ -144,12 +145,13 @@ def _parse_slow(text: str) -> tuple[str, str, str, str | None, Params]:
 
 
 def _diagnose(text: str) -> str:
-    parts = text.split("/", 2)
-    if len(parts) < 3:
+    if not text.strip(LWS):
+        return "empty Via value"
+    m = _PROTOCOL_RE.match(text)
+    if m is None:
         return "bad sent-protocol (expected SIP/2.0/transport)"
-    tail = parts[2].strip(LWS)
-    if not any(c in tail for c in LWS):
-        return "missing sent-by"
+    if not text[m.end() :].strip(LWS) or text[m.end() : m.end() + 1] not in LWS:
+        return "missing sent-by after sent-protocol"
     return "bad sent-by host or port"
 
 
