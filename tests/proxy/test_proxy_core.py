@@ -323,3 +323,21 @@ def test_unparsable_lazy_part_answers_400() -> None:
     h = Harness()
     h.feed(invite(extra="Proxy-Require: ,,\r\n"))
     assert upstream(h, 400)
+
+
+class PathRouter(BaseRouter):
+    """Routes to a registered contact behind an edge proxy (a stored Path)."""
+
+    def on_request(self, ctx: RequestContext) -> Decision:
+        return Relay(
+            [Target(uri=parse_uri("sip:bob@10.0.0.5:5062"), routes=("<sip:127.0.0.1:5095;lr>",))]
+        )
+
+
+def test_preloaded_route_from_path() -> None:
+    h = Harness(router=PathRouter())
+    h.feed(invite())
+    out, dest = h.take_one(Request)
+    assert out.uri_text == "sip:bob@10.0.0.5:5062"
+    assert [str(r.uri) for r in out.routes] == ["sip:127.0.0.1:5095;lr"]
+    assert dest.flow.remote == ("127.0.0.1", 5095)

@@ -74,6 +74,9 @@ class ServerConfig(Section):
     log_level: LogLevel = setting("warning", "Least severe log level written.")
     log_format: LogFormat = setting("text", "text (time level logger message) or json lines.")
     router: RouterSpec = setting("", 'Custom Router to load, "module:Class"; "" = default.')
+    state_dir: str = setting(
+        ".sipedge", "Directory for persistent state (bindings, users); created if missing."
+    )
     shutdown_grace: float = setting(5.0, "Seconds to let transactions end on SIGTERM.", ge=0.0)
 
     @model_validator(mode="after")
@@ -212,6 +215,51 @@ class DnsConfig(Section):
     cache_size: int = setting(10000, "Cached answers; 0 disables the cache.", ge=0)
 
 
+class RegistrarConfig(Section):
+    """Registrar and location service (RFC 3261 §10.3, RFC 3327, RFC 5626)."""
+
+    enabled: bool = setting(True, "Answer REGISTER for our domains and route to bindings.")
+    min_expires: int = setting(
+        60, "Shortest registration accepted; shorter gets 423.", why="RFC 3261 §10.3", ge=1
+    )
+    max_expires: int = setting(3600, "Longest registration; longer is cut down.", ge=1)
+    default_expires: int = setting(3600, "Expiry when the REGISTER names none.", ge=1)
+    max_contacts: int = setting(10, "Bindings one address-of-record may hold.", ge=1)
+    persist: bool = setting(
+        True, "Keep bindings in SQLite under server.state_dir so a restart loses none."
+    )
+
+    @model_validator(mode="after")
+    def _expiry_order(self) -> RegistrarConfig:
+        if self.min_expires > self.max_expires:
+            raise Invalid(
+                f"min_expires ({self.min_expires}) exceeds max_expires ({self.max_expires})",
+                f"write min_expires <= {self.max_expires}",
+                key="min_expires",
+            )
+        return self
+
+
+class AuthConfig(Section):
+    """Digest authentication of callers we do not trust (RFC 7616, RFC 8760)."""
+
+    realm: str = setting(
+        "", 'Digest realm; "" = the first of server.domains, else the first listener host.'
+    )
+    users_db: str = setting(
+        "", 'SQLite file of subscribers (HA1 only); "" = users.db under server.state_dir.'
+    )
+    nonce_lifetime: float = setting(
+        300.0, "Seconds a nonce stays valid before stale=true.", gt=0.0
+    )
+    secret: str = setting(
+        "", 'Nonce secret shared by the nodes of a cluster; "" = a random one per start.'
+    )
+    algorithms: Items[Literal["SHA-256", "MD5"]] = setting(
+        ("SHA-256", "MD5"), "Digest algorithms offered, in order.", why="RFC 8760 §2.4"
+    )
+
+
 class Config(Section):
     """The whole configuration. Every section is optional; defaults suit a loopback trial."""
 
@@ -221,6 +269,8 @@ class Config(Section):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     tcp: TcpConfig = Field(default_factory=TcpConfig)
     dns: DnsConfig = Field(default_factory=DnsConfig)
+    registrar: RegistrarConfig = Field(default_factory=RegistrarConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
 
     @classmethod
     def default(cls) -> Config:

@@ -242,6 +242,8 @@ class Proxy:
         req = rctx.request.copy()
         if target.uri is not None:
             req.set_uri(target.uri)
+        for value in reversed(target.routes):
+            req.add_header("Route", value, top=True)
         mf = req.max_forwards
         req.set_max_forwards(mf - 1 if mf is not None else self.settings.max_forwards)
         branch = Branch(len(rctx.branches), target, req)

@@ -23,12 +23,14 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class Target:
     """One branch to try: ``uri`` replaces the Request-URI when set; ``dst`` is the next
-    hop (an outbound proxy, Kamailio's ``$du``) when set. ``q`` orders serial forking:
+    hop (an outbound proxy, Kamailio's ``$du``) when set; ``routes`` are preloaded. ``q`` orders serial forking:
     targets of the highest q are tried first, in parallel (RFC 3261 §16.6)."""
 
     uri: URI | None = None
     dst: URI | None = None
     q: float = 1.0
+    #: Route values preloaded on this branch, top first (e.g. a stored Path, RFC 3327 §5.3).
+    routes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
