@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Target:
-    """One branch to try: ``uri`` replaces the Request-URI when set; ``dst`` is the next
-    hop (an outbound proxy, Kamailio's ``$du``) when set; ``routes`` are preloaded. ``q`` orders serial forking:
+    """One branch to try.
+
+    ``uri`` replaces the Request-URI when set; ``dst`` is the next hop (an outbound proxy,
+    Kamailio's ``$du``) when set; ``routes`` are preloaded. ``q`` orders serial forking:
     targets of the highest q are tried first, in parallel (RFC 3261 §16.6)."""
 
     uri: URI | None = None
