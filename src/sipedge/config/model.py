@@ -249,9 +249,7 @@ class AuthConfig(Section):
     users_db: str = setting(
         "", 'SQLite file of subscribers (HA1 only); "" = users.db under server.state_dir.'
     )
-    nonce_lifetime: float = setting(
-        300.0, "Seconds a nonce stays valid before stale=true.", gt=0.0
-    )
+    nonce_lifetime: float = setting(300.0, "Seconds a nonce stays valid before stale=true.", gt=0.0)
     secret: str = setting(
         "", 'Nonce secret shared by the nodes of a cluster; "" = a random one per start.'
     )
