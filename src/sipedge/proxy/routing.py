@@ -9,6 +9,7 @@ and the second one tells which interface and transport to send on.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Interface:
         return f"{host}:{self.port}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _norm_host(host: str) -> str:
     h = host.lower().strip("[]")
     try:

@@ -13,6 +13,7 @@ Randomness comes in as ``rand``, a callable returning floats in ``[0, 1)``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -335,8 +336,11 @@ def _parse_port(port: int | str | None) -> int | None:
     return port
 
 
+@functools.lru_cache(maxsize=4096)
 def _normalize_host(host: str) -> tuple[str, bool]:
-    """(TARGET, numeric): IP literals normalised, host names checked and lower-cased."""
+    """(TARGET, numeric): IP literals normalised, host names checked and lower-cased.
+
+    Cached (a pure function of its argument): next hops repeat on every message."""
     text = host.strip()
     bracketed = text.startswith("[") and text.endswith("]")
     inner = text[1:-1] if bracketed else text

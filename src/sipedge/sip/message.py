@@ -407,7 +407,15 @@ class Message(ABC):
 
     def set_max_forwards(self, value: int) -> None:
         """Set Max-Forwards (RFC 3261 §16.6 step 3)."""
-        self.set_header("Max-Forwards", str(value))
+        fields = self.fields
+        for i, f in enumerate(fields):
+            if f.key == "max-forwards":
+                fields[i] = Field.make(f.name, str(value))
+                break
+        else:
+            fields.append(Field.make("Max-Forwards", str(value)))
+        self.max_forwards = value
+        self._dirty = True
 
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         """Replace the body; Content-Length (and Content-Type when given) follow."""

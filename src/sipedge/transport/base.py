@@ -8,6 +8,7 @@ id of its connection and never matches a newer connection to the same address.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass, fields
@@ -140,13 +141,18 @@ class Listener(Protocol):
     async def wait_closed(self) -> None: ...
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_ip(ip: str) -> str:
-    """The canonical text of an IP literal (``0:0::1`` -> ``::1``); ValueError otherwise."""
+    """The canonical text of an IP literal (``0:0::1`` -> ``::1``); ValueError otherwise.
+
+    Cached: the same few peer addresses come back on every message.
+    """
     return str(ipaddress.ip_address(ip))
 
 
+@functools.lru_cache(maxsize=8192)
 def ip_family(ip: str) -> socket.AddressFamily:
-    """AF_INET or AF_INET6 for an IP literal; ValueError for anything else."""
+    """AF_INET or AF_INET6 for an IP literal; ValueError for anything else (cached)."""
     version = ipaddress.ip_address(ip).version
     return socket.AF_INET6 if version == 6 else socket.AF_INET
 

@@ -7,7 +7,6 @@ turns their actions into outputs (messages to send, events for the TU).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +22,13 @@ from .events import (
 )
 from .key import ClientKey
 from .machine import Machine, MachineSpec, in_states
-from .timers import Timer, TimerConfig
+from .timers import FastEnum, Timer, TimerConfig
 
 if TYPE_CHECKING:
     from ..message import Request, Response
 
 
-class ICTState(Enum):
+class ICTState(FastEnum):
     """INVITE client transaction states (RFC 3261 Figure 5, RFC 6026 Figure 5)."""
 
     CALLING = "Calling"
@@ -39,7 +38,7 @@ class ICTState(Enum):
     TERMINATED = "Terminated"
 
 
-class NICTState(Enum):
+class NICTState(FastEnum):
     """Non-INVITE client transaction states (RFC 3261 Figure 6)."""
 
     TRYING = "Trying"
@@ -48,7 +47,7 @@ class NICTState(Enum):
     TERMINATED = "Terminated"
 
 
-class ClientInput(Enum):
+class ClientInput(FastEnum):
     """What can happen to a client transaction."""
 
     PROVISIONAL = "1xx received"
@@ -65,7 +64,7 @@ class ClientInput(Enum):
     ABANDON = "TU abandons"
 
 
-class ClientAction(Enum):
+class ClientAction(FastEnum):
     """What the transaction does on a transition."""
 
     RETRANSMIT = "send the request again"

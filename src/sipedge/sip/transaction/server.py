@@ -7,7 +7,6 @@ turns their actions into outputs (responses to send, events for the TU).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import Enum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +21,13 @@ from .events import (
 )
 from .key import LegacyKey, ServerKey
 from .machine import Machine, MachineSpec, in_states
-from .timers import Timer, TimerConfig
+from .timers import FastEnum, Timer, TimerConfig
 
 if TYPE_CHECKING:
     from ..message import Request, Response
 
 
-class ISTState(Enum):
+class ISTState(FastEnum):
     """INVITE server transaction states (RFC 3261 Figure 7, RFC 6026 Figure 7)."""
 
     PROCEEDING = "Proceeding"
@@ -38,7 +37,7 @@ class ISTState(Enum):
     TERMINATED = "Terminated"
 
 
-class NISTState(Enum):
+class NISTState(FastEnum):
     """Non-INVITE server transaction states (RFC 3261 Figure 8)."""
 
     TRYING = "Trying"
@@ -47,7 +46,7 @@ class NISTState(Enum):
     TERMINATED = "Terminated"
 
 
-class ServerInput(Enum):
+class ServerInput(FastEnum):
     """What can happen to a server transaction."""
 
     REQUEST = "request retransmission received"
@@ -64,7 +63,7 @@ class ServerInput(Enum):
     ABANDON = "TU abandons"
 
 
-class ServerAction(Enum):
+class ServerAction(FastEnum):
     """What the transaction does on a transition."""
 
     SEND = "send the TU's response and remember it"

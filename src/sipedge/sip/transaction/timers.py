@@ -16,7 +16,14 @@ from enum import Enum
 from ..errors import ProtocolError
 
 
-class Timer(Enum):
+class FastEnum(Enum):
+    """An Enum hashed by identity (members are singletons), in C rather than in Python:
+    the state tables look members up on every message."""
+
+    __hash__ = object.__hash__
+
+
+class Timer(FastEnum):
     """The lettered transaction timers (RFC 3261 Table 4, RFC 6026 §8.4/§8.7)."""
 
     A = "A"  # INVITE request retransmit (client, unreliable only)

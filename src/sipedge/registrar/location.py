@@ -1,0 +1,119 @@
+"""The registrar as a service: REGISTER handling and lookups over a :class:`LocationStore`.
+
+:class:`Registrar` reads the AOR's bindings, runs the pure
+:func:`~sipedge.registrar.service.apply_register` and writes the result back, all under a
+per-AOR :class:`asyncio.Lock`, so two REGISTERs for one AOR never interleave even with a
+store that awaits (Redis). Locks exist only while someone holds or waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from ..proxy.hooks import Target
+from ..sip.errors import ParseError
+from ..sip.hdr.nameaddr import parse_name_addr
+from ..sip.message import Request
+from ..sip.uri import URI, parse_uri
+from ..transport.base import Flow
+from .binding import Binding
+from .service import RegisterOutcome, RegistrarPolicy, aor_of, apply_register
+from .store import LocationStore, StoreError
+
+
+class _KeyedLocks:
+    """One asyncio.Lock per key, dropped when its last user leaves."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        entry = self._locks.get(key)
+        if entry is None:
+            entry = self._locks[key] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Registrar:
+    """REGISTER processing and target lookup for local AORs (RFC 3261 §10.3, §16.5).
+
+    ``clock`` gives the time bindings expire by; use a wall clock (``time.time``, the
+    default) when the store persists across restarts.
+    """
+
+    def __init__(
+        self,
+        store: LocationStore,
+        policy: RegistrarPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.policy = policy if policy is not None else RegistrarPolicy()
+        self.clock = clock
+        self._locks = _KeyedLocks()
+
+    @staticmethod
+    def aor_of(uri: URI) -> str:
+        """The AOR key of ``uri`` (see :func:`sipedge.registrar.service.aor_of`)."""
+        return aor_of(uri)
+
+    async def register(self, req: Request, flow: Flow) -> RegisterOutcome:
+        """Answer a REGISTER that arrived on ``flow`` and store its bindings.
+
+        A store failure gives 500 with nothing changed (RFC 3261 §10.3 step 7).
+        """
+        try:
+            aor = aor_of(req.to.uri)
+        except ParseError as exc:
+            return RegisterOutcome(exc.status_hint, exc.reason)
+        async with self._locks.hold(aor):
+            try:
+                existing = await self.store.lookup(aor)
+                outcome = apply_register(req, existing, flow, self.clock(), self.policy)
+                if outcome.bindings is not None:
+                    await self.store.replace(aor, outcome.bindings)
+            except StoreError:
+                return RegisterOutcome(500, "Server Internal Error")
+        return outcome
+
+    async def bindings(self, aor: str) -> list[Binding]:
+        """The live bindings of ``aor``, highest q first (stored order among equals)."""
+        now = self.clock()
+        found = [b for b in await self.store.lookup(aor) if b.expires_at > now]
+        found.sort(key=lambda b: -b.q)
+        return found
+
+    async def targets(self, aor: str) -> list[Target]:
+        """One Target per live binding of ``aor``, highest q first; [] when none.
+
+        ``uri`` is the Contact; with a stored Path (RFC 3327 §5.3) ``routes`` holds the
+        Path values to preload as Route headers and ``dst`` the first one's URI.
+        """
+        targets = []
+        for b in await self.bindings(aor):
+            try:
+                uri = parse_uri(b.contact)
+                dst = parse_name_addr(b.path[0]).uri if b.path else None
+            except ParseError:
+                continue  # unreadable stored data: skip this binding
+            targets.append(Target(uri=uri, dst=dst, q=b.q, routes=b.path))
+        return targets
+
+    async def expire(self, now: float) -> list[Binding]:
+        """Remove and return the bindings expired at ``now`` (run this periodically)."""
+        return await self.store.expire(now)
