@@ -341,3 +341,10 @@ def test_preloaded_route_from_path() -> None:
     assert out.uri_text == "sip:bob@10.0.0.5:5062"
     assert [str(r.uri) for r in out.routes] == ["sip:127.0.0.1:5095;lr"]
     assert dest.flow.remote == ("127.0.0.1", 5095)
+
+
+def test_local_503_for_an_unusable_target_is_not_turned_into_500() -> None:
+    rule = StaticRoute("ws", (parse_uri("sip:127.0.0.1:5071;transport=sctp"),))
+    h = Harness(routes=(rule,))
+    h.feed(invite())
+    assert upstream(h, 503)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..sip.message import Response
 
 # §16.7 step 6: "the proxy SHOULD give preference to responses that provide information
@@ -17,12 +19,14 @@ def _rank(resp: Response) -> tuple[int, int, int]:
     return (klass, preferred, status)
 
 
-def choose_best(responses: list[Response]) -> Response | None:
+def choose_best(responses: list[Response], local: Collection[Response] = ()) -> Response | None:
     """Pick the final response to forward among non-2xx finals (§16.7 step 6).
 
     6xx beats everything; otherwise the lowest class wins, preferring 401/407/415/420/484.
     A chosen 401 or 407 collects the challenges of every other 401/407 (§16.7 step 7).
-    A 503 is forwarded as 500 (§16.7 step 6: the proxy must not pass 503 on).
+    A 503 received from downstream is forwarded as 500 (§16.7 step 6: the proxy must not
+    pass a downstream 503 on); a 503 the proxy made itself (``local``, e.g. an
+    unresolvable destination) stays a 503.
     """
     finals = [r for r in responses if r.status >= 300]
     if not finals:
@@ -30,7 +34,7 @@ def choose_best(responses: list[Response]) -> Response | None:
     best = min(finals, key=_rank)
     if best.status in (401, 407):
         _merge_challenges(best, finals)
-    if best.status == 503:
+    if best.status == 503 and not any(best is r for r in local):
         best.set_status(500, "Server Internal Error")
     return best
 

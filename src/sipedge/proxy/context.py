@@ -61,6 +61,8 @@ class ResponseContext:
     final_sent: bool = False
     cancelled: bool = False  # the request itself was CANCELled by the caller
     failure_hook_ran: bool = False
+    #: Final responses the proxy made itself (timeouts, unresolvable targets).
+    local_finals: list[Response] = field(default_factory=list)
     #: The interface our second Route entry named (RFC 5658), used for every branch.
     forced_iface: Interface | None = None
 

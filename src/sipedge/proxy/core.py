@@ -376,7 +376,7 @@ class Proxy:
         if rctx.pending_groups and not rctx.cancelled:
             self._next_group(rctx)
             return
-        best = choose_best(rctx.finals()) or self._local_response(rctx, 408)
+        best = choose_best(rctx.finals(), rctx.local_finals) or self._local_response(rctx, 408)
         if not rctx.cancelled and not rctx.failure_hook_ran:
             rctx.failure_hook_ran = True
             again = self.router.on_failure(rctx.ctx, best)
@@ -415,6 +415,7 @@ class Proxy:
         self, rctx: ResponseContext, branch: Branch, status: int, reason: str | None = None
     ) -> None:
         branch.final = self._local_response(rctx, status, reason)
+        rctx.local_finals.append(branch.final)
         branch.state = BranchState.DONE
         self._check_done(rctx)
 
