@@ -1,20 +1,33 @@
-"""The router used when the config names none: static routes from the TOML config.
+"""The router used when the config names none: registrar, authentication, static routes.
 
-Policy (never an open relay):
-- a sequential request that follows our own Record-Route goes to its next hop;
-- a static route (Request-URI domain and/or user prefix) sends the request to its
-  upstream(s), several of them in parallel; for a foreign domain only trusted sources may
-  use it;
-- a request for one of our domains goes to ``default_upstream`` (e.g. the PBX), else 404;
-- a trusted source may reach any other domain; anyone else gets 403.
+Policy (never an open relay), in the order an operator of kamailio.cfg would write it:
+
+1. a sequential request that follows our own Record-Route goes to its next hop;
+2. REGISTER for one of our domains: trusted sources register at once, anyone else is
+   challenged (401) first; the registrar answers (RFC 3261 §10.3);
+3. a request whose From is one of our users must authenticate (407) unless the source is
+   trusted (RFC 3261 §22.3); ACK and CANCEL are never challenged;
+4. a static route (Request-URI domain and/or user prefix) sends the request to its
+   upstream(s), several of them in parallel; for a foreign domain only trusted or
+   authenticated callers may use it;
+5. a request for one of our domains goes to the AOR's bindings (forking by q), else to
+   ``default_upstream`` (e.g. a PBX), else 404 for an unknown user and 480 for a known
+   user with no binding;
+6. a trusted or authenticated caller may reach any other domain; anyone else gets 403.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from ..sip.uri import URI
 from .hooks import BaseRouter, Decision, Relay, RequestContext, Respond, Target
+
+if TYPE_CHECKING:
+    from ..sip.message import Request
+    from ..transport.base import Flow
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,36 +48,151 @@ class StaticRoute:
         return self.user_prefix is None or (uri.user or "").startswith(self.user_prefix)
 
 
+class AuthOutcomeLike(Protocol):
+    """What the router needs from an authentication result."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+
+
+class AuthService(Protocol):
+    """Digest authentication (implemented by :class:`sipedge.auth.service.Authenticator`)."""
+
+    async def check(
+        self, req: Request, *, proxy: bool, expect_user: str | None = None
+    ) -> AuthOutcomeLike: ...
+
+    async def user_exists(self, username: str) -> bool: ...
+
+
+class RegisterOutcomeLike(Protocol):
+    """What the router needs from a REGISTER outcome."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...
+
+
+class RegistrarService(Protocol):
+    """The registrar (implemented by :class:`sipedge.registrar.location.Registrar`)."""
+
+    async def register(self, req: Request, flow: Flow) -> RegisterOutcomeLike: ...
+
+    async def targets(self, aor: str) -> list[Target]: ...
+
+    @staticmethod
+    def aor_of(uri: URI) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DefaultRouterConfig:
-    """What the default router needs from the config."""
+    """What the default router needs from the config and the app."""
 
     routes: tuple[StaticRoute, ...] = ()
     default_upstream: URI | None = None
+    registrar: RegistrarService | None = None
+    auth: AuthService | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
+NO_CHALLENGE = frozenset({"ACK", "CANCEL"})
+
+
 class DefaultRouter(BaseRouter):
-    """Static routing from the config (see the module docstring for the policy)."""
+    """Registrar, authentication and static routing (see the module docstring)."""
 
     def __init__(self, config: DefaultRouterConfig) -> None:
         self.config = config
 
-    def on_request(self, ctx: RequestContext) -> Decision:
-        req = ctx.request
+    def on_request(self, ctx: RequestContext) -> Decision | Awaitable[Decision]:
+        decision = self.fast_path(ctx)
+        if decision is not None:
+            return decision
+        return self._slow(ctx)
+
+    def fast_path(self, ctx: RequestContext) -> Decision | None:
+        """Decide without awaiting anything when no registrar or auth step is needed."""
         if ctx.loose_routed:
             return Relay([Target()])
-        uri = req.uri
+        c = self.config
+        if c.registrar is None and c.auth is None:
+            return self._route(ctx, authenticated=False)
+        if ctx.trusted and ctx.request.method != "REGISTER" and not ctx.for_us:
+            return self._route(ctx, authenticated=False)
+        return None
+
+    async def _slow(self, ctx: RequestContext) -> Decision:
+        req = ctx.request
+        c = self.config
+        if req.method == "REGISTER" and ctx.for_us and c.registrar is not None:
+            return await self._register(ctx, c.registrar)
+        authenticated = False
+        if c.auth is not None and not ctx.trusted and req.method not in NO_CHALLENGE:
+            if ctx.identity.is_domain(req.from_.uri) and not ctx.in_dialog:
+                result = await c.auth.check(req, proxy=True, expect_user=req.from_.uri.user)
+                if not result.ok:
+                    return Respond(result.status, None, result.headers)
+                authenticated = True
+        if ctx.for_us and c.registrar is not None and req.method != "REGISTER":
+            local = await self._to_local_user(ctx, c.registrar)
+            if local is not None:
+                return local
+        return self._route(ctx, authenticated=authenticated)
+
+    async def _register(self, ctx: RequestContext, registrar: RegistrarService) -> Decision:
+        req = ctx.request
+        auth = self.config.auth
+        if auth is not None and not ctx.trusted:
+            result = await auth.check(req, proxy=False, expect_user=req.to.uri.user)
+            if not result.ok:
+                return Respond(result.status, None, result.headers)
+        outcome = await registrar.register(req, ctx.flow)
+        return Respond(outcome.status, outcome.reason, outcome.headers)
+
+    async def _to_local_user(
+        self, ctx: RequestContext, registrar: RegistrarService
+    ) -> Decision | None:
+        uri = ctx.request.uri
+        if not uri.user:
+            return None
+        targets = await registrar.targets(registrar.aor_of(uri))
+        if targets:
+            return Relay(targets)
+        if self._static_rule(uri) is not None or self.config.default_upstream is not None:
+            return None  # let the static route or the upstream PBX handle it
+        auth = self.config.auth
+        if auth is not None and not await auth.user_exists(uri.user):
+            return Respond(404)
+        return Respond(480)
+
+    def _static_rule(self, uri: URI) -> StaticRoute | None:
         for rule in self.config.routes:
             if rule.matches(uri):
-                if not (ctx.trusted or ctx.for_us):
-                    return Respond(403, "Relaying Forbidden")
-                return Relay(_rule_targets(rule, uri))
+                return rule
+        return None
+
+    def _route(self, ctx: RequestContext, *, authenticated: bool) -> Decision:
+        uri = ctx.request.uri
+        allowed = ctx.trusted or authenticated
+        rule = self._static_rule(uri)
+        if rule is not None:
+            if not (allowed or ctx.for_us):
+                return Respond(403, "Relaying Forbidden")
+            return Relay(_rule_targets(rule, uri))
         if ctx.for_us:
             if self.config.default_upstream is not None:
                 return Relay([Target(dst=self.config.default_upstream)])
             return Respond(404)
-        if ctx.trusted:
+        if allowed:
             return Relay([Target()])
         return Respond(403, "Relaying Forbidden")
 

@@ -1,7 +1,7 @@
 """One registered contact of an address-of-record (RFC 3261 §10.3).
 
 A :class:`Binding` is immutable: a refresh builds a new one. It is kept small because a
-registrar holds one per registered device (about 0.9 KB each with the store's indexes at
+registrar holds one per registered device (about 0.8 KB each with the store's indexes at
 100k bindings; see ``tests/registrar/test_reg_memory.py``): slotted, no per-binding dict,
 the flow kept as plain fields and the AOR, transport, local address and User-Agent shared
 between bindings (see :func:`sipedge.registrar.service.apply_register`).

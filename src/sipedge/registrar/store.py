@@ -211,9 +211,9 @@ class MemoryLocationStore:
         else:
             self._data.pop(aor, None)
         self._count += len(bindings) - len(old)
-        known = {id(b) for b in old}
+        known = {id(b) for b in old} if old else ()
         for b in bindings:
-            if id(b) not in known:
+            if id(b) not in known:  # unchanged bindings already have their heap entry
                 heapq.heappush(self._heap, (b.expires_at, aor))
         if len(self._heap) > 2 * self._count + 1024:
             self._rebuild_heap()
