@@ -13,11 +13,15 @@ import importlib
 import inspect
 import ipaddress
 import logging
+import os
 import signal
 import socket
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from .auth import Authenticator, SqliteCredentialStore
 from .config import Config
 from .config.values import Listen
 from .proxy.core import Proxy, ProxySettings
@@ -25,6 +29,7 @@ from .proxy.default_router import DefaultRouter, DefaultRouterConfig, StaticRout
 from .proxy.hooks import Router
 from .proxy.routing import Identity, Interface
 from .proxy.targets import LocalListener, Locator
+from .registrar import MemoryLocationStore, Registrar, RegistrarPolicy
 from .runtime.engine import Engine
 from .sip.parser import Limits
 from .sip.transaction.timers import TimerConfig
@@ -49,6 +54,8 @@ class App:
         self.engine.transport = self.transport
         self.listeners: list[LocalListener] = []
         self.proxy: Proxy | None = None
+        self.location: MemoryLocationStore | None = None
+        self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -65,11 +72,12 @@ class App:
             max_entries=c.dns.cache_size,
         )
         locator = Locator(self.listeners, resolver)
+        registrar, auth = self._features(identity)
         proxy = Proxy(
             layer=self.layer,
             locator=locator,
             identity=identity,
-            router=load_router(c),
+            router=load_router(c, registrar, auth),
             settings=ProxySettings(
                 record_route=c.proxy.record_route,
                 double_record_route=c.proxy.double_record_route,
@@ -89,6 +97,42 @@ class App:
         )
         log.info("sipedge listening on %s", names)
 
+    def _features(self, identity: Identity) -> tuple[Registrar | None, Authenticator | None]:
+        """The registrar and the authenticator, with their stores under state_dir."""
+        c = self.config
+        state = Path(c.server.state_dir)
+        registrar = None
+        if c.registrar.enabled:
+            if c.registrar.persist:
+                state.mkdir(parents=True, exist_ok=True)
+            self.location = MemoryLocationStore(
+                state / "location.db" if c.registrar.persist else None
+            )
+            registrar = Registrar(
+                self.location,
+                RegistrarPolicy(
+                    min_expires=c.registrar.min_expires,
+                    max_expires=c.registrar.max_expires,
+                    default_expires=c.registrar.default_expires,
+                    max_contacts=c.registrar.max_contacts,
+                ),
+            )
+            self._background.append(self.loop.create_task(_expire_loop(registrar)))
+        users = SqliteCredentialStore(c.auth.users_db or state / "users.db")
+        realm = c.auth.realm or (
+            c.server.domains[0] if c.server.domains else identity.interfaces[0].host
+        )
+        secret = c.auth.secret.encode() if c.auth.secret else os.urandom(32)
+        auth = Authenticator(
+            users,
+            realm,
+            secret=secret,
+            nonce_lifetime=c.auth.nonce_lifetime,
+            algorithms=tuple(c.auth.algorithms),
+            clock=time.time,
+        )
+        return registrar, auth
+
     async def stop(self, grace: float) -> None:
         """Graceful stop: refuse new calls, let transactions end (bounded), close."""
         if self.proxy is not None:
@@ -96,8 +140,12 @@ class App:
         deadline = self.loop.time() + grace
         while self.engine.busy and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
+        for task in self._background:
+            task.cancel()
         self.engine.close()
         await self.transport.close()
+        if self.location is not None:
+            self.location.close()
 
 
 async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:
@@ -115,7 +163,21 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     await app.stop(config.server.shutdown_grace)
 
 
-def load_router(config: Config) -> Router:
+async def _expire_loop(registrar: Registrar, every: float = 1.0) -> None:
+    """Remove expired bindings on time (RFC 3261 §10.3: a binding lives until it expires)."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await registrar.expire(time.time())
+        except Exception:  # a task boundary: log and keep expiring
+            log.exception("binding expiry failed")
+
+
+def load_router(
+    config: Config,
+    registrar: Registrar | None = None,
+    auth: Authenticator | None = None,
+) -> Router:
     """The router named by ``server.router`` ("module:Class"), else the default one."""
     spec = config.server.router
     if not spec:
@@ -132,7 +194,12 @@ def load_router(config: Config) -> Router:
         )
         up = config.proxy.default_upstream
         return DefaultRouter(
-            DefaultRouterConfig(routes=routes, default_upstream=parse_uri(up) if up else None)
+            DefaultRouterConfig(
+                routes=routes,
+                default_upstream=parse_uri(up) if up else None,
+                registrar=registrar,
+                auth=auth,
+            )
         )
     module_name, _, cls_name = spec.partition(":")
     cls: Any = getattr(importlib.import_module(module_name), cls_name)

@@ -114,3 +114,12 @@ def _load_or_exit(path: Path | None, overrides: dict[str, Any]) -> Config:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _register_groups() -> None:
+    from sipedge.cli_user import user
+
+    main.add_command(user)
+
+
+_register_groups()

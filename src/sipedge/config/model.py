@@ -257,6 +257,18 @@ class AuthConfig(Section):
         ("SHA-256", "MD5"), "Digest algorithms offered, in order.", why="RFC 8760 §2.4"
     )
 
+    @model_validator(mode="after")
+    def _secret_long_enough(self) -> AuthConfig:
+        if self.secret and len(self.secret.encode()) < 16:
+            raise Invalid(
+                f"secret is {len(self.secret.encode())} bytes long",
+                "write at least 16 random characters, the same on every node",
+                key="secret",
+            )
+        if not self.algorithms:
+            raise Invalid("no algorithm", 'write ["SHA-256", "MD5"]', key="algorithms")
+        return self
+
 
 class Config(Section):
     """The whole configuration. Every section is optional; defaults suit a loopback trial."""
