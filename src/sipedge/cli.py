@@ -117,9 +117,11 @@ def _count(n: int, noun: str) -> str:
 
 
 def _register_groups() -> None:
+    from sipedge.cli_cert import cert
     from sipedge.cli_user import user
 
     main.add_command(user)
+    main.add_command(cert)
 
 
 _register_groups()

@@ -25,7 +25,7 @@ STREAM_TRANSPORTS = frozenset({"tcp", "tls", "ws", "wss"})
 class Flow:
     """Where a message came from or goes to.
 
-    ``transport`` is ``"udp"``, ``"tcp"`` (later ``"tls"``, ``"ws"``, ``"wss"``);
+    ``transport`` is ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``;
     ``local`` is the (ip, port) of our listener (for an outbound connection: the listener of
     that transport and family, else the socket's own address); ``remote`` the peer's
     (ip, port); ``conn_id`` identifies the connection of a stream flow and is None for UDP.
@@ -95,13 +95,20 @@ class NoListenerError(TransportError):
 
 
 class Connection(Protocol):
-    """A live stream connection as the manager sees it (TCP now; TLS and WS later)."""
+    """A live stream connection as the manager sees it (TCP, TLS, WS or WSS).
+
+    ``profile`` is the TLS client profile an outbound TLS connection was opened with
+    (None for inbound and non-TLS connections); it is part of the reuse key.
+    """
 
     @property
     def flow(self) -> Flow: ...
 
     @property
     def inbound(self) -> bool: ...
+
+    @property
+    def profile(self) -> str | None: ...
 
     @property
     def is_closing(self) -> bool: ...

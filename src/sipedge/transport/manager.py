@@ -6,6 +6,12 @@ request came on, RFC 3261 §18.2.2; never a new connection, RFC 5626 §5.3) and
 :meth:`TransportManager.send_to` towards a (transport, ip, port) target, which reuses a live
 connection to that remote (RFC 3261 §18.1.1) or opens one. UDP always leaves from a
 listener socket, so the peer sees our listening port.
+
+TLS listeners take a :class:`~.tls.ServerTls` (SNI, reload); outbound TLS connections are
+opened with a named client profile (:meth:`TransportManager.add_tls_profile`) and
+verify the peer. A connection is reused only for the same (transport, remote, local
+listener, TLS profile): one opened with a client certificate is never lent to another
+profile (OpenSIPS issue #1651). WS and WSS are accepted only (RFC 7118 §5).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Callable
 
@@ -31,12 +38,17 @@ from .base import (
     normalize_ip,
 )
 from .tcp import TCPListener, connect_tcp, listen_tcp
+from .tls import ClientTls, ServerTls, TlsClientConfig, TlsServerConfig
 from .udp import UDPListener, listen_udp
+from .ws import WsConfig, listen_ws
 
 log = logging.getLogger(__name__)
 
-_ConnKey = tuple[str, Address]  # (transport, remote)
-_PendingKey = tuple[str, Address, Address | None]  # (transport, remote, local)
+_ConnKey = tuple[str, Address, str | None]  # (transport, remote, TLS profile)
+# (transport, remote, local, TLS profile, server name)
+_PendingKey = tuple[str, Address, Address | None, str | None, str | None]
+ServerTlsLike = TlsServerConfig | ServerTls | ssl.SSLContext
+"""What a TLS or WSS listener accepts: a configuration, a built ServerTls, or a context."""
 
 
 class TransportManager:
@@ -59,6 +71,8 @@ class TransportManager:
         self._by_remote: dict[_ConnKey, dict[int, Connection]] = {}
         self._per_ip: Counter[str] = Counter()
         self._pending: dict[_PendingKey, asyncio.Task[Connection]] = {}
+        self._server_tls: list[ServerTls] = []
+        self._client_tls: dict[str | None, ClientTls] = {}
         self._ids = itertools.count(1)
         self._closing = False
         self._drained: asyncio.Event | None = None
@@ -70,12 +84,23 @@ class TransportManager:
 
     # -- listeners ----------------------------------------------------------------------
 
-    async def start_listener(self, transport: str, host: str, port: int) -> Address:
+    async def start_listener(
+        self,
+        transport: str,
+        host: str,
+        port: int,
+        *,
+        tls: ServerTlsLike | None = None,
+        ws: WsConfig | None = None,
+    ) -> Address:
         """Listen on ``host`` (an IPv4 or IPv6 literal) and ``port`` (0: ephemeral).
 
+        ``transport`` is ``"udp"``, ``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``; ``"tls"``
+        and ``"wss"`` need ``tls``; ``ws`` configures WS and WSS (defaults otherwise).
         Returns the bound (ip, port). Raises ValueError for a host that is not an IP
-        literal, :class:`TransportError` for an unsupported transport, OSError if the
-        address cannot be bound.
+        literal, :class:`TransportError` for an unsupported transport or a missing or
+        unloadable TLS configuration (:class:`~.tls.TlsError`), OSError if the address
+        cannot be bound.
         """
         if self._closing:
             raise TransportError("transport manager is closed")
@@ -83,11 +108,52 @@ class TransportManager:
             udp = await listen_udp(host, port, self._config, self.message_received)
             self._udp[udp.local] = udp
             return udp.local
-        if transport == "tcp":
-            tcp = await listen_tcp(host, port, self._config, self)
-            self._streams[(transport, tcp.local)] = tcp
-            return tcp.local
-        raise TransportError(f"transport {transport!r} is not supported")
+        if transport not in ("tcp", "tls", "ws", "wss"):
+            raise TransportError(f"transport {transport!r} is not supported")
+        context = self._server_context(transport, tls)
+        if transport in ("tcp", "tls"):
+            listener = await listen_tcp(
+                host, port, self._config, self, transport, ssl_context=context
+            )
+        else:
+            ws = ws or WsConfig()
+            listener = await listen_ws(host, port, self._config, ws, self, ssl_context=context)
+        self._streams[(transport, listener.local)] = listener
+        return listener.local
+
+    def _server_context(self, transport: str, tls: ServerTlsLike | None) -> ssl.SSLContext | None:
+        if transport in ("tcp", "ws"):
+            if tls is not None:
+                raise TransportError(f"a {transport} listener takes no TLS configuration")
+            return None
+        if tls is None:
+            raise TransportError(f"a {transport} listener needs a TLS configuration")
+        if isinstance(tls, ssl.SSLContext):
+            return tls
+        server_tls = ServerTls(tls) if isinstance(tls, TlsServerConfig) else tls
+        if server_tls not in self._server_tls:
+            self._server_tls.append(server_tls)
+        return server_tls.context
+
+    def add_tls_profile(self, name: str | None, config: TlsClientConfig) -> None:
+        """Define (or replace) an outbound TLS profile; ``None`` names the default one.
+
+        Without a default profile, outbound TLS verifies against the system CA store.
+        Raises :class:`~.tls.TlsError` when its files cannot be loaded.
+        """
+        self._client_tls[name] = ClientTls(config)
+
+    def reload_tls(self) -> None:
+        """Re-read the certificate files of every TLS/WSS listener and client profile.
+
+        New connections use the new files; open ones keep theirs. Raises
+        :class:`~.tls.TlsError` at the first file that cannot be loaded (that listener
+        or profile keeps its previous certificates).
+        """
+        for server_tls in self._server_tls:
+            server_tls.reload()
+        for client_tls in self._client_tls.values():
+            client_tls.reload()
 
     def listeners(self) -> list[tuple[str, Address]]:
         """(transport, bound address) of every listener."""
@@ -111,15 +177,28 @@ class TransportManager:
         return conn.write(data)
 
     async def send_to(
-        self, data: bytes, transport: str, ip: str, port: int, local: Address | None = None
+        self,
+        data: bytes,
+        transport: str,
+        ip: str,
+        port: int,
+        local: Address | None = None,
+        *,
+        server_name: str | None = None,
+        tls_profile: str | None = None,
     ) -> Flow:
         """Send to a target and return the flow used.
 
         UDP leaves from the listener at ``local`` or else the first one of the target's
-        family. TCP reuses a live connection to (ip, port) (and to ``local``, when given)
-        or opens one within ``config.connect_timeout``. Raises ValueError for a non-IP
-        ``ip``, :class:`NoListenerError` when no listener fits, :class:`ConnectError` when
-        a connection cannot be opened, :class:`TransportError` when sending fails.
+        family. TCP and TLS reuse a live connection to (ip, port) (and to ``local``, when
+        given; for TLS, made with the same ``tls_profile``) or open one within
+        ``config.connect_timeout``. A new TLS connection uses the client profile
+        ``tls_profile`` (None: the default) and verifies the peer certificate for
+        ``server_name`` (else the profile's ``server_name``, else ``ip``). WS and WSS only
+        reuse a live connection: they cannot be opened (RFC 7118 §5). Raises ValueError for
+        a non-IP ``ip``, :class:`NoListenerError` when no listener fits,
+        :class:`ConnectError` when a connection cannot be opened or the peer is not
+        verified, :class:`TransportError` when sending fails.
         """
         if self._closing:
             raise TransportError("transport manager is closed")
@@ -129,9 +208,12 @@ class TransportManager:
             if not udp.sendto(data, remote):
                 raise TransportError(f"UDP listener {udp.local} is closed")
             return Flow("udp", udp.local, remote)
-        conn = self._reusable(transport, remote, local)
+        profile = tls_profile if transport == "tls" else None
+        if profile is not None and profile not in self._client_tls:
+            raise TransportError(f"unknown TLS profile {profile!r}")
+        conn = self._reusable(transport, remote, local, profile)
         if conn is None:
-            conn = await self._connect(transport, remote, local)
+            conn = await self._connect(transport, remote, local, profile, server_name)
         if not conn.write(data):
             raise TransportError(f"connection to {remote} closed while sending")
         return conn.flow
@@ -160,9 +242,9 @@ class TransportManager:
         raise NoListenerError(f"no UDP listener of the family of {ip}")
 
     def _reusable(
-        self, transport: str, remote: Address, local: Address | None
+        self, transport: str, remote: Address, local: Address | None, profile: str | None
     ) -> Connection | None:
-        conns = self._by_remote.get((transport, remote))
+        conns = self._by_remote.get((transport, remote, profile))
         if not conns:
             return None
         for conn in reversed(conns.values()):  # newest first
@@ -170,12 +252,20 @@ class TransportManager:
                 return conn
         return None
 
-    async def _connect(self, transport: str, remote: Address, local: Address | None) -> Connection:
+    async def _connect(
+        self,
+        transport: str,
+        remote: Address,
+        local: Address | None,
+        profile: str | None,
+        server_name: str | None,
+    ) -> Connection:
         """Open a connection, sharing one attempt among concurrent senders."""
-        key = (transport, remote, local)
+        key = (transport, remote, local, profile, server_name)
         task = self._pending.get(key)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._open(transport, remote, local))
+            opening = self._open(transport, remote, local, profile, server_name)
+            task = asyncio.get_running_loop().create_task(opening)
             self._pending[key] = task
             task.add_done_callback(lambda done: self._connect_done(key, done))
         try:
@@ -191,15 +281,46 @@ class TransportManager:
         if not task.cancelled():
             task.exception()  # retrieved here even if every waiter was cancelled
 
-    async def _open(self, transport: str, remote: Address, local: Address | None) -> Connection:
-        if transport != "tcp":
+    async def _open(
+        self,
+        transport: str,
+        remote: Address,
+        local: Address | None,
+        profile: str | None,
+        server_name: str | None,
+    ) -> Connection:
+        if transport in ("ws", "wss"):
+            raise TransportError(f"cannot open {transport} connections: clients connect to us")
+        if transport not in ("tcp", "tls"):
             raise TransportError(f"cannot open {transport!r} connections")
         listener = self._stream_listener(transport, remote[0], local)
         flow_local = listener.local if listener is not None else None
         bind_ip = None
         if flow_local is not None and not is_wildcard(flow_local[0]):
             bind_ip = flow_local[0]
-        return await connect_tcp(remote, self._config, self, flow_local=flow_local, bind_ip=bind_ip)
+        if transport == "tcp":
+            return await connect_tcp(
+                remote, self._config, self, flow_local=flow_local, bind_ip=bind_ip
+            )
+        client = self._client_profile(profile)
+        return await connect_tcp(
+            remote,
+            self._config,
+            self,
+            flow_local=flow_local,
+            bind_ip=bind_ip,
+            ssl_context=client.context,
+            server_hostname=server_name or client.config.server_name or remote[0],
+            profile=profile,
+        )
+
+    def _client_profile(self, profile: str | None) -> ClientTls:
+        client = self._client_tls.get(profile)
+        if client is None:
+            if profile is not None:
+                raise TransportError(f"unknown TLS profile {profile!r}")
+            client = self._client_tls[None] = ClientTls(TlsClientConfig())
+        return client
 
     def _stream_listener(
         self, transport: str, ip: str, local: Address | None
@@ -237,7 +358,8 @@ class TransportManager:
             self._per_ip[ip] += 1
         assert flow.conn_id is not None
         self._conns[flow.conn_id] = conn
-        self._by_remote.setdefault((flow.transport, flow.remote), {})[flow.conn_id] = conn
+        key = (flow.transport, flow.remote, conn.profile)
+        self._by_remote.setdefault(key, {})[flow.conn_id] = conn
         return True
 
     def connection_closed(self, conn: Connection) -> None:
@@ -245,7 +367,7 @@ class TransportManager:
         flow = conn.flow
         if flow.conn_id is None or self._conns.pop(flow.conn_id, None) is None:
             return
-        key = (flow.transport, flow.remote)
+        key = (flow.transport, flow.remote, conn.profile)
         same_remote = self._by_remote.get(key, {})
         same_remote.pop(flow.conn_id, None)
         if not same_remote:

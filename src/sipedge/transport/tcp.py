@@ -1,4 +1,4 @@
-"""TCP listener and stream connections (TLS will reuse :class:`StreamConnection`).
+"""TCP and TLS listeners and stream connections (TLS reuses :class:`StreamConnection`).
 
 A :class:`StreamConnection` frames the byte stream with the pure
 :class:`~sipedge.sip.framing.StreamFramer` (Content-Length, RFC 3261 §18.3), answers CRLF
@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from ..sip.errors import ParseError
 from ..sip.framing import MessageFramed, PingReceived, StreamFramer
@@ -31,7 +32,21 @@ log = logging.getLogger(__name__)
 
 _PONG = b"\r\n"  # RFC 5626 §4.4.1: a CRLFCRLF ping is answered with one CRLF
 
-Accept = Callable[[asyncio.Transport], "StreamConnection | None"]
+
+class StreamHandler(Protocol):
+    """What :class:`StreamAdapter` drives: a SIP stream connection (TCP/TLS or WebSocket)."""
+
+    @property
+    def flow(self) -> Flow: ...
+
+    def data_received(self, data: bytes) -> None: ...
+
+    def connection_lost(self, exc: Exception | None) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+Accept = Callable[[asyncio.Transport], StreamHandler | None]
 
 
 class StreamAdapter(asyncio.Protocol):
@@ -39,7 +54,7 @@ class StreamAdapter(asyncio.Protocol):
 
     def __init__(self, accept: Accept) -> None:
         self._accept = accept
-        self.connection: StreamConnection | None = None
+        self.connection: StreamHandler | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)
@@ -82,10 +97,12 @@ class StreamConnection:
         inbound: bool,
         owner: ConnectionOwner,
         config: TransportConfig,
+        profile: str | None = None,
     ) -> None:
         self._transport = transport
         self._flow = flow
         self._inbound = inbound
+        self._profile = profile
         self._owner = owner
         self._config = config
         self._loop = asyncio.get_running_loop()
@@ -108,6 +125,11 @@ class StreamConnection:
     def inbound(self) -> bool:
         """True if the peer opened the connection."""
         return self._inbound
+
+    @property
+    def profile(self) -> str | None:
+        """The TLS client profile an outbound TLS connection was opened with, else None."""
+        return self._profile
 
     @property
     def is_closing(self) -> bool:
@@ -226,7 +248,7 @@ class StreamConnection:
 
 
 class TCPListener:
-    """A listening TCP socket."""
+    """A listening stream socket (TCP, TLS, WS or WSS)."""
 
     def __init__(self, server: asyncio.Server, local: Address, name: str) -> None:
         self._server = server
@@ -235,7 +257,7 @@ class TCPListener:
 
     @property
     def transport(self) -> str:
-        """``"tcp"`` (``"tls"`` for a TLS listener)."""
+        """``"tcp"``, ``"tls"``, ``"ws"`` or ``"wss"``."""
         return self._name
 
     @property
@@ -259,6 +281,7 @@ def _accept_factory(
     local: Address | None,
     remote: Address | None,
     inbound: bool,
+    profile: str | None = None,
 ) -> Accept:
     """A callback making and registering a connection once its transport exists."""
 
@@ -268,7 +291,9 @@ def _accept_factory(
             return None
         here = local or sock_address(transport.get_extra_info("sockname"))
         flow = Flow(name, here, remote or sock_address(peer), owner.new_conn_id())
-        conn = StreamConnection(transport, flow, inbound=inbound, owner=owner, config=config)
+        conn = StreamConnection(
+            transport, flow, inbound=inbound, owner=owner, config=config, profile=profile
+        )
         if not owner.connection_opened(conn):
             return None
         conn.start()
@@ -277,22 +302,60 @@ def _accept_factory(
     return accept
 
 
-async def listen_tcp(
-    host: str, port: int, config: TransportConfig, owner: ConnectionOwner, name: str = "tcp"
+async def listen_stream(
+    host: str,
+    port: int,
+    config: TransportConfig,
+    accept_for: Callable[[Address], Accept],
+    name: str,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float | None = None,
 ) -> TCPListener:
-    """Bind a TCP listener on an IP literal (port 0: ephemeral) and start accepting."""
+    """Bind a stream listener (port 0: ephemeral); ``accept_for(local)`` makes connections.
+
+    With ``ssl_context`` the TLS handshake must finish within ``handshake_timeout``
+    before a connection is made; it counts against no limit until then.
+    """
     sock = bound_socket(host, port, socket.SOCK_STREAM)
     local = sock_address(sock.getsockname())
-    accept = _accept_factory(owner, config, name, local, None, inbound=True)
+    accept = accept_for(local)
+    extra: dict[str, Any] = {}
+    if ssl_context is not None:
+        extra = {
+            "ssl": ssl_context,
+            "ssl_handshake_timeout": handshake_timeout or config.message_timeout,
+            "ssl_shutdown_timeout": config.close_timeout,
+        }
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: StreamAdapter(accept), sock=sock, backlog=config.tcp_backlog
+            lambda: StreamAdapter(accept), sock=sock, backlog=config.tcp_backlog, **extra
         )
     except BaseException:
         sock.close()
         raise
     return TCPListener(server, local, name)
+
+
+async def listen_tcp(
+    host: str,
+    port: int,
+    config: TransportConfig,
+    owner: ConnectionOwner,
+    name: str = "tcp",
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+) -> TCPListener:
+    """Bind a TCP listener, or a TLS one with ``ssl_context`` (RFC 3261 §26.2), and accept.
+
+    A TLS handshake must complete within ``config.message_timeout``.
+    """
+
+    def accept_for(local: Address) -> Accept:
+        return _accept_factory(owner, config, name, local, None, inbound=True)
+
+    return await listen_stream(host, port, config, accept_for, name, ssl_context=ssl_context)
 
 
 async def connect_tcp(
@@ -302,23 +365,37 @@ async def connect_tcp(
     *,
     flow_local: Address | None,
     bind_ip: str | None,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    profile: str | None = None,
 ) -> StreamConnection:
-    """Open an outbound TCP connection within ``config.connect_timeout``.
+    """Open an outbound TCP connection, or a TLS one with ``ssl_context``.
 
-    Raises :class:`ConnectError` when the connection fails, times out or is refused by
-    the owner's limits.
+    Connecting (and the TLS handshake, which verifies the peer against
+    ``server_hostname`` when the context says so) must finish within
+    ``config.connect_timeout``. Raises :class:`ConnectError` when the connection fails,
+    times out, the peer certificate is not accepted, or the owner's limits refuse it.
     """
-    accept = _accept_factory(owner, config, "tcp", flow_local, remote, inbound=False)
+    name = "tcp" if ssl_context is None else "tls"
+    accept = _accept_factory(owner, config, name, flow_local, remote, False, profile)
     loop = asyncio.get_running_loop()
     local_addr = (bind_ip, 0) if bind_ip is not None else None
+    extra: dict[str, Any] = {}
+    if ssl_context is not None:
+        extra = {
+            "ssl": ssl_context,
+            "server_hostname": server_hostname or remote[0],
+            "ssl_handshake_timeout": config.connect_timeout,
+            "ssl_shutdown_timeout": config.close_timeout,
+        }
     try:
         async with asyncio.timeout(config.connect_timeout):
             _, adapter = await loop.create_connection(
-                lambda: StreamAdapter(accept), remote[0], remote[1], local_addr=local_addr
+                lambda: StreamAdapter(accept), remote[0], remote[1], local_addr=local_addr, **extra
             )
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
         raise ConnectError(f"cannot connect to {remote[0]}:{remote[1]}: {exc!r}") from exc
     conn = adapter.connection
-    if conn is None or conn.is_closing:
+    if not isinstance(conn, StreamConnection) or conn.is_closing:
         raise ConnectError(f"connection to {remote[0]}:{remote[1]} refused by limits")
     return conn
