@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import importlib
 import inspect
 import ipaddress
@@ -26,6 +27,7 @@ from .config import Config
 from .config.values import Listen
 from .proxy.core import Proxy, ProxySettings
 from .proxy.default_router import DefaultRouter, DefaultRouterConfig, StaticRoute
+from .proxy.flowtoken import FlowTokens
 from .proxy.hooks import Router
 from .proxy.routing import Identity, Interface
 from .proxy.targets import LocalListener, Locator
@@ -37,6 +39,8 @@ from .sip.uri import parse_uri
 from .transport.base import TransportConfig
 from .transport.dns import Resolver
 from .transport.manager import TransportManager
+from .transport.tls import ServerTls, TlsClientConfig, TlsServerConfig
+from .transport.ws import WsConfig
 
 log = logging.getLogger("sipedge")
 
@@ -61,8 +65,19 @@ class App:
     async def start(self) -> None:
         """Bind every listener and build the proxy."""
         c = self.config
+        server_tls = (
+            _server_tls(c) if any(x.proto in ("tls", "wss") for x in c.server.listen) else None
+        )
+        _client_tls(c, self.transport)
+        ws = _ws_config(c)
         for lst in c.server.listen:
-            bound = await self.transport.start_listener(lst.proto, lst.host, lst.port)
+            bound = await self.transport.start_listener(
+                lst.proto,
+                lst.host,
+                lst.port,
+                tls=server_tls if lst.proto in ("tls", "wss") else None,
+                ws=ws if lst.proto in ("ws", "wss") else None,
+            )
             self.listeners.append(LocalListener(bound, _interface(c, lst.proto, lst, bound)))
         identity = Identity([lst.iface for lst in self.listeners], c.server.domains)
         resolver = Resolver(
@@ -88,6 +103,8 @@ class App:
             clock=self.loop.time,
             spawn=self.engine.spawn,
             is_trusted=trust_checker(c.server.trusted),
+            flow_alive=self.transport.flow_alive,
+            tokens=FlowTokens(),
         )
         proxy.after_async = self.engine.pump
         self.engine.proxy = proxy
@@ -152,6 +169,7 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     """Run sipedge until SIGTERM or SIGINT, then stop gracefully."""
     app = App(config)
     await app.start()
+    tune_gc()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
@@ -171,6 +189,15 @@ async def _expire_loop(registrar: Registrar, every: float = 1.0) -> None:
             await registrar.expire(time.time())
         except Exception:  # a task boundary: log and keep expiring
             log.exception("binding expiry failed")
+
+
+def tune_gc() -> None:
+    """Keep collector pauses short under load: objects made at start-up (modules, config)
+    are frozen out of every later collection, and the youngest generation is collected
+    less often (most per-message objects die by reference counting before it runs)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def load_router(
@@ -250,6 +277,55 @@ def _layer(c: Config) -> Any:
     from .sip.transaction.layer import TransactionLayer
 
     return TransactionLayer(TimerConfig(t1=c.timers.t1, t2=c.timers.t2, t4=c.timers.t4))
+
+
+def _server_tls(c: Config) -> ServerTls:
+    """The certificates of tls/wss listeners (SNI, mutual TLS), reloadable."""
+    return ServerTls(
+        TlsServerConfig(
+            cert=Path(c.tls.cert),
+            key=Path(c.tls.key),
+            sni={s.server_name: (Path(s.cert), Path(s.key)) for s in c.tls.sni},
+            min_version=c.tls.min_version,
+            ciphers=c.tls.ciphers or None,
+            client_ca=Path(c.tls.client_ca) if c.tls.client_ca else None,
+            require_client_cert=c.tls.require_client_cert,
+        )
+    )
+
+
+def _client_tls(c: Config, transport: TransportManager) -> None:
+    """The default outbound TLS profile and the named ones ([[tls.profiles]])."""
+    transport.add_tls_profile(
+        None,
+        TlsClientConfig(
+            ca_bundle=Path(c.tls.ca_bundle) if c.tls.ca_bundle else None,
+            verify=c.tls.verify_outbound,
+            min_version=c.tls.min_version,
+        ),
+    )
+    for p in c.tls.profiles:
+        transport.add_tls_profile(
+            p.name,
+            TlsClientConfig(
+                ca_bundle=Path(p.ca_bundle) if p.ca_bundle else None,
+                verify=p.verify,
+                cert=Path(p.cert) if p.cert else None,
+                key=Path(p.key) if p.key else None,
+                server_name=p.server_name or None,
+                min_version=c.tls.min_version,
+            ),
+        )
+
+
+def _ws_config(c: Config) -> WsConfig:
+    return WsConfig(
+        origins=tuple(c.ws.origins),
+        handshake_timeout=c.ws.handshake_timeout,
+        ping_interval=c.ws.ping_interval or None,
+        ping_timeout=c.ws.ping_timeout,
+        max_message_size=c.ws.max_message_size,
+    )
 
 
 def _limits(c: Config) -> Limits:

@@ -103,6 +103,9 @@ class Route(Section):
     )
     strip: int = setting(0, "Digits to strip from the front of the user.", ge=0)
     prefix: str = setting("", "Digits to put in front of the user (after strip).")
+    tls_profile: str = setting(
+        "", 'Client TLS profile ([[tls.profiles]] name) for TLS next hops; "" = the default.'
+    )
 
 
 class ProxyConfig(Section):
@@ -270,6 +273,50 @@ class AuthConfig(Section):
         return self
 
 
+class SniCertificate(Section):
+    """A certificate served to clients asking for ``server_name`` (TLS SNI)."""
+
+    server_name: str = Field(min_length=1, description="Name or *.domain to match.")
+    cert: str = Field(min_length=1, description="PEM certificate chain file.")
+    key: str = Field(min_length=1, description="PEM private key file.")
+
+
+class TlsProfile(Section):
+    """A client TLS profile for outbound connections (e.g. mutual TLS to a trunk)."""
+
+    name: str = Field(min_length=1, description="Profile name, used by proxy.routes.")
+    ca_bundle: str = setting("", 'CA file to verify the peer; "" = the system store.')
+    verify: bool = setting(True, "Verify the peer certificate and name.")
+    cert: str = setting("", "Client certificate (mutual TLS).")
+    key: str = setting("", "Client private key (mutual TLS).")
+    server_name: str = setting("", 'Name to verify and send as SNI; "" = the target host.')
+
+
+class TlsConfig(Section):
+    """Certificates for tls and wss listeners and outbound TLS (RFC 3261 §26.2)."""
+
+    cert: str = setting("", "PEM certificate chain of tls/wss listeners.")
+    key: str = setting("", "PEM private key of tls/wss listeners.")
+    sni: Items[SniCertificate] = setting((), "More certificates chosen by SNI.")
+    min_version: Literal["1.2", "1.3"] = setting("1.2", "Oldest TLS version accepted.")
+    ciphers: str = setting("", 'OpenSSL cipher list for TLS 1.2; "" = a safe default.')
+    client_ca: str = setting("", "CA file to verify client certificates (mutual TLS).")
+    require_client_cert: bool = setting(False, "Refuse clients without a valid certificate.")
+    ca_bundle: str = setting("", 'CA file for outbound TLS; "" = the system store.')
+    verify_outbound: bool = setting(True, "Verify certificates of servers we connect to.")
+    profiles: Items[TlsProfile] = setting((), "Named client profiles, [[tls.profiles]].")
+
+
+class WsConfig(Section):
+    """WebSocket listeners (RFC 7118 over RFC 6455)."""
+
+    origins: Items[str] = setting((), "Allowed Origin values; empty = any.")
+    handshake_timeout: float = setting(5.0, "Seconds to complete the upgrade.", gt=0.0)
+    ping_interval: float = setting(30.0, "Seconds between our pings; 0 = none.", ge=0.0)
+    ping_timeout: float = setting(10.0, "Seconds to wait for a pong.", gt=0.0)
+    max_message_size: int = setting(65535, "Bytes in one WebSocket message.", ge=1024)
+
+
 class Config(Section):
     """The whole configuration. Every section is optional; defaults suit a loopback trial."""
 
@@ -281,6 +328,27 @@ class Config(Section):
     dns: DnsConfig = Field(default_factory=DnsConfig)
     registrar: RegistrarConfig = Field(default_factory=RegistrarConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    ws: WsConfig = Field(default_factory=WsConfig)
+
+    @model_validator(mode="after")
+    def _tls_listeners_have_certificates(self) -> Config:
+        secure = [str(lst) for lst in self.server.listen if lst.proto in ("tls", "wss")]
+        if secure and not (self.tls.cert and self.tls.key):
+            raise Invalid(
+                f"{secure[0]} needs a certificate but tls.cert/tls.key are not set",
+                'set tls.cert and tls.key (for a test: "sipedge cert selfsigned --out-dir DIR")',
+                key="tls.cert",
+            )
+        names = {p.name for p in self.tls.profiles}
+        for i, route in enumerate(self.proxy.routes):
+            if route.tls_profile and route.tls_profile not in names:
+                raise Invalid(
+                    f'tls_profile "{route.tls_profile}" is not defined',
+                    "add a [[tls.profiles]] table with that name",
+                    key=f"proxy.routes[{i}].tls_profile",
+                )
+        return self
 
     @classmethod
     def default(cls) -> Config:

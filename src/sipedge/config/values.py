@@ -30,7 +30,7 @@ from sipedge.sip.errors import ParseError
 from sipedge.sip.uri import HOSTNAME, parse_uri
 
 #: Protocols a listener may use today; TLS, WS and WSS join when their transports exist.
-LISTEN_PROTOCOLS = ("udp", "tcp")
+LISTEN_PROTOCOLS = ("udp", "tcp", "tls", "ws", "wss")
 #: URI schemes a next hop may use (RFC 3261 §19.1).
 NEXT_HOP_SCHEMES = ("sip", "sips")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..sip.locate import Target as Target4
 from ..sip.message import Request, Response
+from ..transport.base import Flow
 from .hooks import BranchInfo, RequestContext, Target
 from .routing import Interface
 
@@ -26,7 +27,7 @@ class BranchState(Enum):
     DONE = "done"  # a final response arrived (or was synthesised: 408, 503)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class Branch:
     """One forwarded copy of the request."""
 
@@ -39,6 +40,7 @@ class Branch:
     cancel_wanted: bool = False  # CANCEL it as soon as a provisional response arrives
     cancelled: bool = False
     timer_c: float | None = None  # RFC 3261 §16.8 deadline (INVITE only)
+    timer_c_key: int | None = None
     alternatives: list[Target4] = field(default_factory=list)  # RFC 3263 failover targets
     sent_once: bool = False  # our Via and Record-Route are on the request already
 
@@ -65,6 +67,8 @@ class ResponseContext:
     local_finals: list[Response] = field(default_factory=list)
     #: The interface our second Route entry named (RFC 5658), used for every branch.
     forced_iface: Interface | None = None
+    #: The client flow a token in our Route entries named (RFC 5626 §5.3).
+    route_flow: Flow | None = None
 
     @property
     def request(self) -> Request:

@@ -23,6 +23,7 @@ import inspect
 import itertools
 import logging
 import secrets
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,8 +51,9 @@ from ..transport.base import Flow, normalize_ip
 from .best import choose_best
 from .checks import validate_request
 from .context import Branch, BranchState, ResponseContext, group_by_q
+from .flowtoken import FlowTokens
 from .hooks import Decision, Drop, Relay, RequestContext, Respond, Router, Target
-from .routing import Identity, preprocess_routes, record_route_values
+from .routing import Identity, Interface, preprocess_routes
 from .stateless import StatelessForwarder
 from .targets import Dest, Locator
 
@@ -89,6 +91,8 @@ class Proxy:
         clock: Callable[[], float],
         spawn: Callable[[Awaitable[Any]], None],
         is_trusted: Callable[[str], bool],
+        flow_alive: Callable[[Flow], bool] = lambda flow: True,
+        tokens: FlowTokens | None = None,
     ) -> None:
         self.layer = layer
         self.locator = locator
@@ -98,12 +102,15 @@ class Proxy:
         self.clock = clock
         self.spawn = spawn
         self.is_trusted = is_trusted
+        self.flow_alive = flow_alive
+        self.tokens = tokens or FlowTokens()
         self.contexts: dict[ServerTransaction, ResponseContext] = {}
         self.branches: dict[ClientTransaction, tuple[ResponseContext, Branch]] = {}
-        self._timer_c: list[tuple[float, int, Branch, ResponseContext]] = []
+        self._timer_c: list[tuple[float, int]] = []
+        self._timer_c_live: dict[int, tuple[Branch, ResponseContext]] = {}
         self._seq = itertools.count()
         self._prefix = "z9hG4bK" + secrets.token_hex(4)
-        self.stateless = StatelessForwarder(layer, locator, identity, self._prefix)
+        self.stateless = StatelessForwarder(layer, locator, identity, self._prefix, self.tokens)
         self.draining = False
         #: Set by the engine: called after work done in a task so its outputs get sent.
         self.after_async: Callable[[], None] = _nothing
@@ -170,7 +177,7 @@ class Proxy:
         if self.draining and req.to_tag is None:
             self._respond(stx, 503, "Shutting Down", [("Retry-After", "5")])
             return
-        info = preprocess_routes(req, me)
+        info = preprocess_routes(req, me, self.tokens, flow)
         ctx = self._ctx_for(req, flow)
         ctx.loose_routed = info.consumed > 0
         ctx.for_us = not req.routes and me.is_domain(req.uri)
@@ -183,7 +190,7 @@ class Proxy:
             self._respond(stx, 200, None, self._capabilities())
             return
         decision = self.router.on_request(ctx)
-        rctx = ResponseContext(ctx, stx, forced_iface=info.out_iface)
+        rctx = ResponseContext(ctx, stx, forced_iface=info.out_iface, route_flow=info.flow)
         if inspect.isawaitable(decision):
             self.spawn(self._await_decision(rctx, decision))
         else:
@@ -218,10 +225,11 @@ class Proxy:
         reason: str | None = None,
         headers: list[tuple[str, str]] | None = None,
     ) -> None:
-        if stx.terminated:
-            return
+        req = stx.request
+        if stx.terminated or not isinstance(req, Request):
+            return  # already answered with a final response
         tag = self._prefix[7:] + format(next(self._seq), "x") if status > 100 else None
-        resp = build_response(stx.request, status, reason, to_tag=tag, headers=headers)
+        resp = build_response(req, status, reason, to_tag=tag, headers=headers)
         self.layer.send_response(stx, resp, self.clock())
 
     def _capabilities(self) -> list[tuple[str, str]]:
@@ -248,6 +256,18 @@ class Proxy:
         req.set_max_forwards(mf - 1 if mf is not None else self.settings.max_forwards)
         branch = Branch(len(rctx.branches), target, req)
         rctx.branches.append(branch)
+        flow = target.flow
+        if flow is None and target.dst is None and not req.routes:
+            flow = rctx.route_flow
+        if flow is not None:
+            if self.flow_alive(flow):
+                self._send_branch(rctx, branch, [], on_flow=flow)
+                return
+            if flow.transport in ("ws", "wss") or req.uri.host.lower().endswith(".invalid"):
+                # RFC 5626 §5.3 / RFC 7118 §5: never dial a client that reached us over its
+                # own connection; fail fast (430 for an Outbound flow).
+                self._branch_final(rctx, branch, 430 if target.outbound else 480)
+                return
         nh = target.dst or (req.routes[0].uri if req.routes else req.uri)
         try:
             # Our Via and Record-Route add about 150 bytes (RFC 3261 §18.1.1 threshold).
@@ -267,24 +287,29 @@ class Proxy:
             self._send_branch(rctx, branch, targets)
         self.after_async()
 
-    def _send_branch(self, rctx: ResponseContext, branch: Branch, targets: list[Addr]) -> None:
+    def _send_branch(
+        self,
+        rctx: ResponseContext,
+        branch: Branch,
+        targets: list[Addr],
+        on_flow: Flow | None = None,
+    ) -> None:
         if branch.cancel_wanted or (rctx.final_sent and not rctx.is_invite):
             self._branch_final(rctx, branch, 487)
             return
-        if not targets:
+        if on_flow is not None:
+            flow, out_iface = on_flow, self.locator.interface_of(on_flow)
+        elif not targets:
             self._branch_final(rctx, branch, 503, "Unresolvable destination")
             return
-        branch.alternatives = targets[1:]
-        flow, out_iface = self.locator.flow_for(targets[0], rctx.forced_iface)
+        else:
+            branch.alternatives = targets[1:]
+            flow, out_iface = self.locator.flow_for(targets[0], rctx.forced_iface)
         req = branch.request
         if branch.sent_once:
             req.pop_via()
         elif self._records_route(rctx):
-            in_iface = self.locator.interface_of(rctx.ctx.flow)
-            values = record_route_values(
-                in_iface, out_iface, double=self.settings.double_record_route
-            )
-            for value in reversed(values):
+            for value in reversed(self._rr_values(rctx, out_iface, on_flow)):
                 req.add_record_route(value)
         req.push_via(
             f"SIP/2.0/{flow.transport.upper()} {out_iface.via_host()};branch={self.new_branch()}"
@@ -296,6 +321,21 @@ class Proxy:
         else:
             self._transmit(rctx, branch, flow)
 
+    def _rr_values(
+        self, rctx: ResponseContext, out_iface: Interface, out_flow: Flow | None
+    ) -> list[str]:
+        """Record-Route entries, top first: one per interface (RFC 5658), each facing a
+        client that is reachable only over its own flow carrying that flow's token."""
+        in_flow = rctx.ctx.flow
+        in_iface = self.locator.interface_of(in_flow)
+        in_token = self.tokens.encode(in_flow) if in_flow.is_stream else None
+        out_token = self.tokens.encode(out_flow) if out_flow is not None else None
+        if in_iface == out_iface and out_token is None:
+            return [in_iface.rr_uri(user=in_token)]
+        if in_iface == out_iface and not self.settings.double_record_route and not in_token:
+            return [in_iface.rr_uri(user=out_token)]
+        return [out_iface.rr_uri(user=out_token), in_iface.rr_uri(user=in_token)]
+
     async def _await_branch(
         self, rctx: ResponseContext, branch: Branch, hook: Awaitable[None], flow: Flow
     ) -> None:
@@ -306,7 +346,7 @@ class Proxy:
     def _transmit(self, rctx: ResponseContext, branch: Branch, flow: Flow) -> None:
         now = self.clock()
         txn = self.layer.send_request(
-            branch.request, Dest(flow, branch), now, reliable=flow.transport != "udp"
+            branch.request, Dest(flow, weakref.ref(branch)), now, reliable=flow.transport != "udp"
         )
         branch.txn = txn
         branch.state = BranchState.CALLING
@@ -326,7 +366,11 @@ class Proxy:
     def _on_response(self, resp: Response, txn: ClientTransaction) -> None:
         entry = self.branches.get(txn)
         if entry is None:
-            return  # a response to our own CANCEL: hop by hop, nothing to forward
+            # A response to our own CANCEL is hop by hop. A 2xx retransmitted after the
+            # context was released still goes upstream (every 2xx is forwarded, §16.7).
+            if 200 <= resp.status < 300 and resp.cseq.method == "INVITE":
+                self.stateless.forward_response(resp)
+            return
         rctx, branch = entry
         if len(resp.vias) < 2:
             return  # §16.7 step 3: no Via left for upstream; it was for us alone
@@ -367,9 +411,11 @@ class Proxy:
             rctx.final_sent = True
             rctx.pending_groups.clear()
             self._cancel_all(rctx)  # §16.7 step 10
+        self._maybe_release(rctx)
 
     def _check_done(self, rctx: ResponseContext) -> None:
         if rctx.final_sent:
+            self._maybe_release(rctx)
             return
         if any(b.state is not BranchState.DONE for b in rctx.branches):
             return
@@ -404,6 +450,7 @@ class Proxy:
         rctx.final_sent = True
         if not rctx.server_txn.terminated:
             self.layer.send_response(rctx.server_txn, best, self.clock())
+        self._maybe_release(rctx)
 
     def _local_response(
         self, rctx: ResponseContext, status: int, reason: str | None = None
@@ -456,7 +503,8 @@ class Proxy:
         )
         rctx = self.contexts.get(invite) if invite is not None else None
         if rctx is None:
-            self._respond(stx, 481)
+            # §9.2: no such transaction -> 481; one already answered -> 200, no effect.
+            self._respond(stx, 481 if invite is None else 200)
             return
         self._respond(stx, 200)  # §16.10: answer the CANCEL, then cancel every branch
         rctx.cancelled = True
@@ -475,13 +523,27 @@ class Proxy:
                 self.layer.cancel(b.txn, now)
 
     def _arm_timer_c(self, branch: Branch, rctx: ResponseContext, now: float) -> None:
+        """(Re)arm Timer C. The heap holds only (deadline, key): a finished branch is
+        dropped from ``_timer_c_live`` at once, so nothing of a call outlives it for the
+        180 s of Timer C (that would keep every call's objects alive for the GC to scan)."""
+        self._disarm_timer_c(branch)
+        key = next(self._seq)
         branch.timer_c = now + self.settings.timer_c
-        heapq.heappush(self._timer_c, (branch.timer_c, next(self._seq), branch, rctx))
+        branch.timer_c_key = key
+        self._timer_c_live[key] = (branch, rctx)
+        heapq.heappush(self._timer_c, (branch.timer_c, key))
+
+    def _disarm_timer_c(self, branch: Branch) -> None:
+        if branch.timer_c_key is not None:
+            self._timer_c_live.pop(branch.timer_c_key, None)
+            branch.timer_c_key = None
+            branch.timer_c = None
 
     def get_timer(self) -> float | None:
-        """The next Timer C deadline (stale entries dropped lazily)."""
+        """The next Timer C deadline (stale heap entries dropped lazily)."""
         heap = self._timer_c
-        while heap and (heap[0][2].timer_c != heap[0][0] or heap[0][2].state is BranchState.DONE):
+        live = self._timer_c_live
+        while heap and heap[0][1] not in live:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
@@ -489,16 +551,31 @@ class Proxy:
         """Fire due Timer C entries (RFC 3261 §16.8)."""
         heap = self._timer_c
         while heap and heap[0][0] <= now:
-            deadline, _, branch, rctx = heapq.heappop(heap)
-            if branch.timer_c != deadline or branch.state is BranchState.DONE:
+            _, key = heapq.heappop(heap)
+            entry = self._timer_c_live.pop(key, None)
+            if entry is None:
                 continue
-            branch.timer_c = None
+            branch, rctx = entry
+            branch.timer_c = branch.timer_c_key = None
+            if branch.state is BranchState.DONE:
+                continue
             if branch.state is BranchState.PROCEEDING and branch.txn is not None:
                 branch.cancelled = True
                 self.layer.cancel(branch.txn, now)
             elif branch.txn is not None:
                 self.layer.abandon(branch.txn, now)
                 self._branch_final(rctx, branch, 408)
+
+    def _maybe_release(self, rctx: ResponseContext) -> None:
+        """Forget a context once its final response went upstream and every branch is
+        done: late 2xx retransmissions are then forwarded statelessly (§16.7 step 5)."""
+        if not rctx.final_sent or any(b.state is not BranchState.DONE for b in rctx.branches):
+            return
+        self.contexts.pop(rctx.server_txn, None)
+        for b in rctx.branches:
+            self._disarm_timer_c(b)
+            if b.txn is not None:
+                self.branches.pop(b.txn, None)
 
 
 def _nothing() -> None:
@@ -530,6 +607,8 @@ def response_dest(req: Request, flow: Flow) -> Dest:
         port = via.port or 5060
         if port != flow.remote[1]:
             return Dest(Flow("udp", flow.local, (flow.remote[0], port)))
+    if flow.transport in ("ws", "wss"):
+        return Dest(flow)  # RFC 7118 §5: a WebSocket client is never dialled
     return Dest(flow, fallback=(flow.remote[0], via.port or 5060))
 
 

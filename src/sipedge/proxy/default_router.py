@@ -136,17 +136,27 @@ class DefaultRouter(BaseRouter):
         if req.method == "REGISTER" and ctx.for_us and c.registrar is not None:
             return await self._register(ctx, c.registrar)
         authenticated = False
-        if c.auth is not None and not ctx.trusted and req.method not in NO_CHALLENGE:
-            if ctx.identity.is_domain(req.from_.uri) and not ctx.in_dialog:
-                result = await c.auth.check(req, proxy=True, expect_user=req.from_.uri.user)
-                if not result.ok:
-                    return Respond(result.status, None, result.headers)
-                authenticated = True
+        if self._must_authenticate(ctx) and c.auth is not None:
+            result = await c.auth.check(req, proxy=True, expect_user=req.from_.uri.user)
+            if not result.ok:
+                return Respond(result.status, None, result.headers)
+            authenticated = True
         if ctx.for_us and c.registrar is not None and req.method != "REGISTER":
             local = await self._to_local_user(ctx, c.registrar)
             if local is not None:
                 return local
         return self._route(ctx, authenticated=authenticated)
+
+    def _must_authenticate(self, ctx: RequestContext) -> bool:
+        """A caller claiming to be one of our users must prove it (RFC 3261 §22.3)."""
+        req = ctx.request
+        return (
+            self.config.auth is not None
+            and not ctx.trusted
+            and req.method not in NO_CHALLENGE
+            and not ctx.in_dialog
+            and ctx.identity.is_domain(req.from_.uri)
+        )
 
     async def _register(self, ctx: RequestContext, registrar: RegistrarService) -> Decision:
         req = ctx.request

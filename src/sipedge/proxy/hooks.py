@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from ..sip.message import Request, Response
 from ..sip.uri import URI
+from ..transport.base import Flow
 
 if TYPE_CHECKING:
-    from ..transport.base import Flow
     from .routing import Identity
 
 
@@ -33,6 +33,13 @@ class Target:
     q: float = 1.0
     #: Route values preloaded on this branch, top first (e.g. a stored Path, RFC 3327 §5.3).
     routes: tuple[str, ...] = ()
+    #: The flow a registered client is reachable on (its own WS/TCP/TLS connection): when
+    #: set, the branch goes over it and never to the Contact host (RFC 5626 §5.3).
+    flow: Flow | None = None
+    #: Whether that flow is an RFC 5626 Outbound flow (a dead one then answers 430).
+    outbound: bool = False
+    #: Client TLS profile for a TLS next hop ("" = the default profile).
+    tls_profile: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from ..sip.hdr.nameaddr import NameAddr
 from ..sip.message import Request
 from ..sip.uri import URI
+from ..transport.base import Flow
+from .flowtoken import FlowTokens
 
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 
@@ -29,11 +31,14 @@ class Interface:
     host: str
     port: int
 
-    def rr_uri(self, params: str = "") -> str:
-        """The Record-Route value naming this interface (``lr``, RFC 3261 §16.6 step 4)."""
+    def rr_uri(self, params: str = "", user: str | None = None) -> str:
+        """The Record-Route value naming this interface (``lr``, RFC 3261 §16.6 step 4);
+        ``user`` carries a flow token when the peer on this side is reachable only over
+        its own connection."""
         host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
         tp = "" if self.transport == "udp" else f";transport={self.transport}"
-        return f"<sip:{host}:{self.port}{tp};lr{params}>"
+        who = f"{user}@" if user else ""
+        return f"<sip:{who}{host}:{self.port}{tp};lr{params}>"
 
     def via_host(self) -> str:
         """``host:port`` for a Via sent-by."""
@@ -109,10 +114,22 @@ class RouteInfo:
     consumed: int = 0
     out_iface: Interface | None = None
     strict_fixed: bool = False
+    #: The flow a token in one of our entries named, when it is not the flow the request
+    #: came on: the request goes to that client over its own connection (RFC 5626 §5.3).
+    flow: Flow | None = None
 
 
-def preprocess_routes(req: Request, me: Identity) -> RouteInfo:
-    """RFC 3261 §16.4: undo a strict router's rewrite, then pop our own Route entries."""
+def preprocess_routes(
+    req: Request,
+    me: Identity,
+    tokens: FlowTokens | None = None,
+    came_on: Flow | None = None,
+) -> RouteInfo:
+    """RFC 3261 §16.4: undo a strict router's rewrite, then pop our own Route entries.
+
+    A flow token in a popped entry (see :mod:`sipedge.proxy.flowtoken`) that names another
+    flow than ``came_on`` becomes :attr:`RouteInfo.flow`.
+    """
     info = RouteInfo()
     if req.routes and me.is_myself(req.uri) and req.uri.lr:
         # A strict router put our Record-Route URI into the Request-URI: the real target
@@ -127,18 +144,24 @@ def preprocess_routes(req: Request, me: Identity) -> RouteInfo:
     if len(popped) == 2:
         # RFC 5658: the second of our entries names the interface to send on.
         info.out_iface = me.interface_for(popped[1].uri)
+    if tokens is not None:
+        for entry in popped:
+            user = entry.uri.user
+            flow = tokens.decode(user) if user else None
+            if flow is not None and not same_flow(flow, came_on):
+                info.flow = flow
     return info
+
+
+def same_flow(a: Flow, b: Flow | None) -> bool:
+    """Whether two flows are the same path (same connection for streams)."""
+    if b is None:
+        return False
+    if a.conn_id is not None or b.conn_id is not None:
+        return a.conn_id == b.conn_id and a.transport == b.transport
+    return a.transport == b.transport and a.remote == b.remote
 
 
 def next_hop(req: Request) -> URI:
     """Where a request goes (§16.6 step 6/7): the top Route when present, else the R-URI."""
     return req.routes[0].uri if req.routes else req.uri
-
-
-def record_route_values(
-    inbound: Interface, outbound: Interface, *, double: bool = True
-) -> list[str]:
-    """Record-Route values to insert, top first (RFC 3261 §16.6 step 4, RFC 5658 §4)."""
-    if double and inbound != outbound:
-        return [outbound.rr_uri(), inbound.rr_uri()]
-    return [inbound.rr_uri()]

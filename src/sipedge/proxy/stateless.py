@@ -18,6 +18,7 @@ from ..sip.errors import ParseError
 from ..sip.message import Request, Response
 from ..sip.transaction.layer import TransactionLayer
 from ..transport.base import Flow, normalize_ip
+from .flowtoken import FlowTokens
 from .hooks import Relay, RequestContext, Router
 from .routing import Identity, preprocess_routes
 from .targets import Dest, Locator
@@ -29,12 +30,18 @@ class StatelessForwarder:
     """Forwards ACKs for 2xx and stray responses without transaction state."""
 
     def __init__(
-        self, layer: TransactionLayer, locator: Locator, identity: Identity, prefix: str
+        self,
+        layer: TransactionLayer,
+        locator: Locator,
+        identity: Identity,
+        prefix: str,
+        tokens: FlowTokens | None = None,
     ) -> None:
         self.layer = layer
         self.locator = locator
         self.identity = identity
         self.prefix = prefix
+        self.tokens = tokens
 
     def forward_ack(
         self,
@@ -52,7 +59,7 @@ class StatelessForwarder:
             return
         if scheme not in ("sip", "sips"):
             return
-        info = preprocess_routes(ack, self.identity)
+        info = preprocess_routes(ack, self.identity, self.tokens, flow)
         dst = None
         if info.consumed == 0:
             ctx = make_ctx(ack, flow)
@@ -69,13 +76,16 @@ class StatelessForwarder:
             dst = first.dst
         mf = ack.max_forwards
         ack.set_max_forwards(mf - 1 if mf is not None else 70)
-        nh = dst or (ack.routes[0].uri if ack.routes else ack.uri)
-        hop = self.locator.plan(nh, ack.size_hint + 100, info.out_iface)
-        targets = self.locator.resolve_now(hop)
-        if not targets:
-            log.info("call %s: ACK next hop %s needs DNS or is unusable; dropped", ack.call_id, nh)
-            return
-        out, iface = self.locator.flow_for(targets[0], info.out_iface)
+        if info.flow is not None and dst is None and not ack.routes:
+            out, iface = info.flow, self.locator.interface_of(info.flow)
+        else:
+            nh = dst or (ack.routes[0].uri if ack.routes else ack.uri)
+            hop = self.locator.plan(nh, ack.size_hint + 100, info.out_iface)
+            targets = self.locator.resolve_now(hop)
+            if not targets:
+                log.info("call %s: ACK next hop %s unusable; dropped", ack.call_id, nh)
+                return
+            out, iface = self.locator.flow_for(targets[0], info.out_iface)
         branch = (
             self.prefix
             + "a"

@@ -6,6 +6,7 @@ resolver (NAPTR, SRV, A/AAAA with TTL caching) and the caller awaits it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,14 +25,22 @@ UDP_SIZE_THRESHOLD = 1300
 class Dest:
     """The opaque destination the proxy gives the transaction layer with a message.
 
-    ``flow`` is where to send; ``branch`` (a client branch) is told when sending fails;
+    ``flow`` is where to send; ``branch_ref`` (a weak reference to a client branch) names
+    the branch to tell when sending fails;
     ``fallback`` is the (ip, port) a response falls back to over a new connection when
     the stream it should go back on has gone (RFC 3261 §18.2.2).
     """
 
     flow: Flow
-    branch: Any = None
+    branch_ref: Callable[[], Any] | None = None
     fallback: Address | None = None
+
+    @property
+    def branch(self) -> Any:
+        """The branch to tell about a failed send, if it still exists. Held weakly: a
+        client transaction lingers 32 s after its final response and must not keep the
+        whole call alive for the garbage collector that long."""
+        return self.branch_ref() if self.branch_ref is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,9 @@ class Locator:
 
     def plan(self, uri: URI, size: int, forced: Interface | None = None) -> Hop:
         """RFC 3263 §4.1 decision for ``uri``; raises ParseError (416, 400, 503)."""
+        if uri.host.lower().rstrip(".").endswith(".invalid"):
+            # RFC 7118 §5: a WebSocket client's made-up host; only its own flow reaches it.
+            raise ParseError("no live connection to the client", 480)
         transport = uri.transport
         if forced is not None and transport is None:
             transport = forced.transport

@@ -111,7 +111,12 @@ class Registrar:
                 dst = parse_name_addr(b.path[0]).uri if b.path else None
             except ParseError:
                 continue  # unreadable stored data: skip this binding
-            targets.append(Target(uri=uri, dst=dst, q=b.q, routes=b.path))
+            # A client on a stream (TCP, TLS, WS, WSS) or an Outbound flow is reached over
+            # the connection it registered on (RFC 5626 §5.3, RFC 7118 §5).
+            flow = b.flow if (b.conn_id is not None or b.outbound) and not b.path else None
+            targets.append(
+                Target(uri=uri, dst=dst, q=b.q, routes=b.path, flow=flow, outbound=b.outbound)
+            )
         return targets
 
     async def expire(self, now: float) -> list[Binding]:

@@ -96,7 +96,9 @@ class Engine:
                 return
             ip, port = dest.fallback
             self.spawn(
-                self._send_to(data, Dest(Flow(flow.transport, flow.local, (ip, port)), dest.branch))
+                self._send_to(
+                    data, Dest(Flow(flow.transport, flow.local, (ip, port)), dest.branch_ref)
+                )
             )
             return
         self.spawn(self._send_to(data, dest))

@@ -215,6 +215,7 @@ class LayerWalk(RuleBasedStateMachine):
         self.layer = TransactionLayer()
         self.now = 0.0
         self.servers: list[ServerTransaction] = []
+        self.requests: dict[int, Request] = {}
         self.clients: list[ClientTransaction] = []
         self.ended: set[int] = set()
 
@@ -227,9 +228,11 @@ class LayerWalk(RuleBasedStateMachine):
                 assert id(out.transaction) not in self.ended  # reported once
                 self.ended.add(id(out.transaction))
             elif isinstance(out, RequestReceived):
-                self.servers.append(
-                    self.layer.create_server_transaction(out.request, "src", self.now)
-                )
+                stx = self.layer.create_server_transaction(out.request, "src", self.now)
+                self.servers.append(stx)
+                # The transaction keeps only a summary of its request after a final
+                # response; the TU keeps the request itself.
+                self.requests[id(stx)] = out.request
             elif not isinstance(out, SendMessage):
                 owner = getattr(out, "transaction", None)
                 assert owner is None or id(owner) not in self.ended
@@ -246,25 +249,29 @@ class LayerWalk(RuleBasedStateMachine):
             txn = self.servers[i % len(self.servers)]
             before = txn.state
             try:
-                self.layer.send_response(txn, response(txn.request, status), self.now)
+                req = self.requests[id(txn)]
+                self.layer.send_response(txn, response(req, status), self.now)
             except ProtocolError:
                 assert txn.state is before
             self._drain()
 
     @rule(method=st.sampled_from(["INVITE", "OPTIONS"]), b=st.integers(0, 1))
     def tu_request(self, method: str, b: int) -> None:
+        req = request(method, branch=BRANCHES[b])
         try:
-            txn = self.layer.send_request(request(method, branch=BRANCHES[b]), DEST, self.now)
+            txn = self.layer.send_request(req, DEST, self.now)
         except ProtocolError:
             return
         self.clients.append(txn)
+        self.requests[id(txn)] = req
         self._drain()
 
     @rule(status=st.sampled_from([100, 180, 200, 486]), i=st.integers(0, 20))
     def peer_response(self, status: int, i: int) -> None:
         if self.clients:
             txn = self.clients[i % len(self.clients)]
-            self.layer.receive_response(response(txn.request, status), "peer", self.now)
+            req = self.requests[id(txn)]
+            self.layer.receive_response(response(req, status), "peer", self.now)
             self._drain()
 
     @rule(i=st.integers(0, 20), cancel=st.booleans())

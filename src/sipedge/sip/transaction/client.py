@@ -22,6 +22,7 @@ from .events import (
 )
 from .key import ClientKey
 from .machine import Machine, MachineSpec, in_states
+from .summary import RequestSummary
 from .timers import FastEnum, Timer, TimerConfig
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ class ClientTransaction:
         reliable: bool,
         now: float,
     ) -> None:
-        self.request = request
+        self.request: Request | RequestSummary = request
         self.dest = dest
         self.key = key
         self.reliable = reliable
@@ -269,7 +270,11 @@ class ClientTransaction:
 
     def receive_response(self, response: Response, source: object, now: float) -> list[Output]:
         """Feed a response matched to this transaction (§17.1.3)."""
-        return self._feed(classify_response(response.status), now, response, source)
+        out = self._feed(classify_response(response.status), now, response, source)
+        if response.status >= 200 and not isinstance(self.request, RequestSummary):
+            # Lingering for retransmissions needs only bytes (see ServerTransaction._slim).
+            self.request = RequestSummary.of(self.request)
+        return out
 
     def handle_timer(self, now: float) -> list[Output]:
         """Fire every timer due at ``now``, earliest first."""
@@ -324,6 +329,7 @@ class ClientTransaction:
         if action is ClientAction.REPORT:
             return [report]
         if action is ClientAction.REPORT_AND_ACK:
+            assert not isinstance(self.request, RequestSummary)
             self._ack = build_ack(self.request, response).to_bytes()  # §17.1.1.3
             return [SendMessage(self._ack, self.dest), report]
         assert self._ack is not None  # RESEND_ACK only happens in "Completed"

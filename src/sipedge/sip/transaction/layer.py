@@ -30,6 +30,7 @@ from .events import (
 )
 from .key import ClientKey, LegacyKey, ServerKey, client_key, server_key
 from .server import ServerTransaction
+from .summary import RequestSummary
 from .timers import TimerConfig
 
 if TYPE_CHECKING:
@@ -144,7 +145,10 @@ class TransactionLayer:
         return None
 
     def _send_cancel(self, invite: ClientTransaction, now: float) -> ClientTransaction:
-        cancel = build_cancel(invite.request)
+        request = invite.request
+        if isinstance(request, RequestSummary):  # pragma: no cover - only before a final
+            raise ProtocolError("cannot cancel a transaction that has a final response")
+        cancel = build_cancel(request)
         txn = self.send_request(cancel, invite.dest, now, reliable=invite.reliable)
         invite.cancel_transaction = txn
         return txn

@@ -21,6 +21,7 @@ from .events import (
 )
 from .key import LegacyKey, ServerKey
 from .machine import Machine, MachineSpec, in_states
+from .summary import RequestSummary
 from .timers import FastEnum, Timer, TimerConfig
 
 if TYPE_CHECKING:
@@ -226,7 +227,7 @@ class ServerTransaction:
         reliable: bool,
         now: float,
     ) -> None:
-        self.request = request
+        self.request: Request | RequestSummary = request
         self.source = source
         self.key = key
         self.reliable = reliable
@@ -273,7 +274,16 @@ class ServerTransaction:
         self.last_response = response
         if response.status >= 200:
             self.response_to_tag = response.to_tag
+            self._slim()
         return self._finish([SendMessage(self._last, self.source)])
+
+    def _slim(self) -> None:
+        """After a final response only the bytes to retransmit and the matching keys are
+        needed: drop the parsed messages so lingering transactions (Timers G-L, up to 32 s)
+        hold a handful of objects instead of two message trees (garbage-collector load)."""
+        self.last_response = None
+        if not isinstance(self.request, RequestSummary):
+            self.request = RequestSummary.of(self.request)
 
     def receive_request(self, now: float) -> list[Output]:
         """A retransmission of the request matched this transaction (§17.2.3)."""

@@ -1,0 +1,67 @@
+"""Flow tokens: the connection a client is reachable on, carried in our Record-Route.
+
+A WebSocket or TCP client (and, later, a client behind NAT) can only be reached over the
+flow it opened (RFC 5626 §5.3, RFC 7118 §5). When such a client sends a dialog-forming
+request, the Record-Route entry that faces it carries a token naming that flow in its user
+part. A sequential request that comes back through that entry from the other side of the
+dialog is sent over the flow, never to the client's ``.invalid`` Contact host.
+
+The token is signed (HMAC-SHA256, truncated) so a peer cannot forge one to reach another
+client's connection, and it is self-contained: no per-dialog state is kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+
+from ..transport.base import Flow
+
+_MAC_BYTES = 10
+_PREFIX = "ft-"
+
+
+class FlowTokens:
+    """Encodes flows into URI-safe tokens and back (see the module docstring)."""
+
+    def __init__(self, secret: bytes | None = None) -> None:
+        self._secret = secret if secret is not None else os.urandom(32)
+
+    def encode(self, flow: Flow) -> str:
+        """A token for ``flow``: ``ft-`` + base32 of the flow and its MAC."""
+        text = "|".join(
+            (
+                flow.transport,
+                flow.local[0],
+                str(flow.local[1]),
+                flow.remote[0],
+                str(flow.remote[1]),
+                "" if flow.conn_id is None else str(flow.conn_id),
+            )
+        ).encode()
+        mac = hmac.new(self._secret, text, hashlib.sha256).digest()[:_MAC_BYTES]
+        raw = base64.b32encode(mac + text).decode().rstrip("=").lower()
+        return _PREFIX + raw
+
+    def decode(self, token: str) -> Flow | None:
+        """The flow a token names, or None when it is not one of ours (or forged)."""
+        if not token.startswith(_PREFIX):
+            return None
+        body = token[len(_PREFIX) :].upper()
+        try:
+            raw = base64.b32decode(body + "=" * (-len(body) % 8))
+        except ValueError:
+            return None
+        mac, text = raw[:_MAC_BYTES], raw[_MAC_BYTES:]
+        good = hmac.new(self._secret, text, hashlib.sha256).digest()[:_MAC_BYTES]
+        if not hmac.compare_digest(mac, good):
+            return None
+        try:
+            transport, lip, lport, rip, rport, conn = text.decode().split("|")
+            return Flow(
+                transport, (lip, int(lport)), (rip, int(rport)), int(conn) if conn else None
+            )
+        except ValueError:
+            return None
