@@ -3,7 +3,7 @@
 # whole suite: lint, types, unit and interop tests. Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SIPEDGE_APT="sip-tester ${SIPEDGE_APT:-}" SIPEDGE_EXTRAS="fast,dev" bash scripts/setup.sh
+SIPEDGE_APT="sip-tester baresip-core ${SIPEDGE_APT:-}" SIPEDGE_EXTRAS="fast,dev" bash scripts/setup.sh
 
 echo "== ruff"
 .venv/bin/ruff check src tests bench

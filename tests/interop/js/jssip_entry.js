@@ -1,0 +1,1 @@
+window.JsSIP = require('jssip');
