@@ -110,7 +110,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert [str(n) for n in c.server.trusted] == ["127.0.0.0/8", "::1/128"]
     assert (c.server.domains, dict(c.server.advertise)) == ((), {})
     assert (c.server.user_agent, c.server.log_level, c.server.log_format) == (
-        "sipedge",
+        "",
         "warning",
         "text",
     )

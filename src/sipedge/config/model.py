@@ -70,7 +70,9 @@ class ServerConfig(Section):
         default_factory=lambda: MappingProxyType({}),
         description="Public HOST[:PORT] to put in Via/Record-Route for a listener behind NAT.",
     )
-    user_agent: HeaderText = setting("sipedge", 'User-Agent/Server header value; "" sends none.')
+    user_agent: HeaderText = setting(
+        "", 'Server header on our own responses; "" (default) sends no signature.'
+    )
     log_level: LogLevel = setting("warning", "Least severe log level written.")
     log_format: LogFormat = setting("text", "text (time level logger message) or json lines.")
     router: RouterSpec = setting("", 'Custom Router to load, "module:Class"; "" = default.')
@@ -257,7 +259,10 @@ class AuthConfig(Section):
         "", 'Nonce secret shared by the nodes of a cluster; "" = a random one per start.'
     )
     algorithms: Items[Literal["SHA-256", "MD5"]] = setting(
-        ("SHA-256", "MD5"), "Digest algorithms offered, in order.", why="RFC 8760 §2.4"
+        ("SHA-256", "MD5"),
+        'Digest algorithms offered, in order; old UAs (SIPp 3.6, baresip 1.0) need ["MD5"] '
+        "or MD5 first.",
+        why="RFC 8760 §2.4",
     )
 
     @model_validator(mode="after")

@@ -74,7 +74,7 @@ class ProxySettings:
     double_record_route: bool = True
     max_forwards: int = 70
     timer_c: float = 180.0
-    user_agent: str = "sipedge"
+    user_agent: str = ""
 
 
 class Proxy:
@@ -233,12 +233,14 @@ class Proxy:
         self.layer.send_response(stx, resp, self.clock())
 
     def _capabilities(self) -> list[tuple[str, str]]:
-        return [
+        caps = [
             ("Allow", ALLOW),
             ("Supported", "path, outbound"),
             ("Accept", "application/sdp"),
-            ("Server", self.settings.user_agent),
         ]
+        if self.settings.user_agent:  # no server signature unless configured
+            caps.append(("Server", self.settings.user_agent))
+        return caps
 
     # ------------------------------------------------------------------ branches
     def _next_group(self, rctx: ResponseContext) -> None:

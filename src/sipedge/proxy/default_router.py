@@ -155,7 +155,7 @@ class DefaultRouter(BaseRouter):
             and not ctx.trusted
             and req.method not in NO_CHALLENGE
             and not ctx.in_dialog
-            and ctx.identity.is_domain(req.from_.uri)
+            and ctx.identity.is_local_host(req.from_.uri)
         )
 
     async def _register(self, ctx: RequestContext, registrar: RegistrarService) -> Decision:

@@ -78,6 +78,12 @@ class Identity:
             return True
         return host in self._hosts and self.is_myself(uri)
 
+    def is_local_host(self, uri: URI) -> bool:
+        """Whether ``uri``'s host is one of our domains or addresses, whatever the port:
+        the test for "is this one of our users" on From (an AOR has no port)."""
+        host = _norm_host(uri.host)
+        return host in self._domains or host in self._hosts
+
     def is_myself(self, uri: URI) -> bool:
         """Whether ``uri`` addresses this proxy itself (a domain, or address and port)."""
         if uri.scheme not in ("sip", "sips"):
