@@ -36,7 +36,7 @@ from .runtime.engine import Engine
 from .sip.parser import Limits
 from .sip.transaction.timers import TimerConfig
 from .sip.uri import parse_uri
-from .transport.base import TransportConfig
+from .transport.base import TransportConfig, TransportError
 from .transport.dns import Resolver
 from .transport.manager import TransportManager
 from .transport.tls import ServerTls, TlsClientConfig, TlsServerConfig
@@ -150,6 +150,15 @@ class App:
         )
         return registrar, auth
 
+    def reload_certificates(self) -> None:
+        """Reload TLS certificates and keys from disk (SIGHUP): new connections use them,
+        open ones keep theirs; a bad file keeps the old certificate and is logged."""
+        try:
+            self.transport.reload_tls()
+            log.warning("TLS certificates reloaded")
+        except TransportError as exc:
+            log.error("TLS certificate reload failed, keeping the old ones: %s", exc)
+
     async def stop(self, grace: float) -> None:
         """Graceful stop: refuse new calls, let transactions end (bounded), close."""
         if self.proxy is not None:
@@ -174,6 +183,8 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, app.stopping.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, app.reload_certificates)
     if ready is not None:
         ready(app)
     await app.stopping.wait()
@@ -216,6 +227,7 @@ def load_router(
                 user_prefix=r.user_prefix or None,
                 strip=r.strip,
                 prefix=r.prefix,
+                tls_profile=r.tls_profile,
             )
             for r in config.proxy.routes
         )

@@ -43,6 +43,7 @@ class Branch:
     timer_c_key: int | None = None
     alternatives: list[Target4] = field(default_factory=list)  # RFC 3263 failover targets
     sent_once: bool = False  # our Via and Record-Route are on the request already
+    server_name: str | None = None  # the domain a TLS peer must prove (RFC 5922)
 
     @property
     def info(self) -> BranchInfo:

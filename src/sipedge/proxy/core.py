@@ -307,6 +307,7 @@ class Proxy:
         else:
             branch.alternatives = targets[1:]
             flow, out_iface = self.locator.flow_for(targets[0], rctx.forced_iface)
+            branch.server_name = targets[0].name
         req = branch.request
         if branch.sent_once:
             req.pop_via()
@@ -347,9 +348,13 @@ class Proxy:
 
     def _transmit(self, rctx: ResponseContext, branch: Branch, flow: Flow) -> None:
         now = self.clock()
-        txn = self.layer.send_request(
-            branch.request, Dest(flow, weakref.ref(branch)), now, reliable=flow.transport != "udp"
+        dest = Dest(
+            flow,
+            weakref.ref(branch),
+            server_name=branch.server_name,
+            tls_profile=branch.target.tls_profile or None,
         )
+        txn = self.layer.send_request(branch.request, dest, now, reliable=flow.transport != "udp")
         branch.txn = txn
         branch.state = BranchState.CALLING
         self.branches[txn] = (rctx, branch)

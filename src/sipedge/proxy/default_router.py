@@ -40,6 +40,7 @@ class StaticRoute:
     user_prefix: str | None = None
     strip: int = 0
     prefix: str = ""
+    tls_profile: str = ""
 
     def matches(self, uri: URI) -> bool:
         """Whether the Request-URI ``uri`` matches this rule."""
@@ -212,4 +213,4 @@ def _rule_targets(rule: StaticRoute, uri: URI) -> list[Target]:
     if rule.strip or rule.prefix:
         new_uri = uri.copy()
         new_uri.user = rule.prefix + (uri.user or "")[rule.strip :]
-    return [Target(uri=new_uri, dst=dst) for dst in rule.to]
+    return [Target(uri=new_uri, dst=dst, tls_profile=rule.tls_profile) for dst in rule.to]

@@ -34,6 +34,10 @@ class Dest:
     flow: Flow
     branch_ref: Callable[[], Any] | None = None
     fallback: Address | None = None
+    #: For TLS: the name to verify the peer certificate against (RFC 5922) and the client
+    #: profile ([[tls.profiles]], e.g. mutual TLS to a trunk); None = the defaults.
+    server_name: str | None = None
+    tls_profile: str | None = None
 
     @property
     def branch(self) -> Any:

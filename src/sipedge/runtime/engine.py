@@ -107,7 +107,14 @@ class Engine:
         assert self.transport is not None
         flow = dest.flow
         try:
-            await self.transport.send_to(data, flow.transport, flow.remote[0], flow.remote[1])
+            await self.transport.send_to(
+                data,
+                flow.transport,
+                flow.remote[0],
+                flow.remote[1],
+                server_name=dest.server_name,
+                tls_profile=dest.tls_profile,
+            )
         except (TransportError, OSError, ValueError) as exc:
             log.info("send to %s:%s/%s failed: %s", *flow.remote, flow.transport, exc)
             self._send_failed(dest)
