@@ -437,9 +437,7 @@ class MiniUA:
         branch = "z9hG4bK" + uuid.uuid4().hex[:16]
         return f"Via: SIP/2.0/{self.link.transport.upper()} {self.sent_by};branch={branch}"
 
-    async def wait(
-        self, pred: Callable[[Traced], bool], what: str, timeout: float = 5.0
-    ) -> Traced:
+    async def wait(self, pred: Callable[[Traced], bool], what: str, timeout: float = 5.0) -> Traced:
         """The first received message matching ``pred``; others are kept for later."""
         for i, msg in enumerate(self.pending):
             if pred(msg):
@@ -513,8 +511,14 @@ class MiniUA:
 
     async def invite(self, ruri: str) -> Dialog:
         """Call ``ruri``: INVITE, expect 200, ACK it; the caller's side of the dialog."""
-        dlg = Dialog(uuid.uuid4().hex, f"<sip:{self.user}@{HOST}>;tag={uuid.uuid4().hex[:8]}",
-                     f"<{ruri}>", ruri, [], [])
+        dlg = Dialog(
+            uuid.uuid4().hex,
+            f"<sip:{self.user}@{HOST}>;tag={uuid.uuid4().hex[:8]}",
+            f"<{ruri}>",
+            ruri,
+            [],
+            [],
+        )
         await self.request("INVITE", ruri, dlg, 1, body=SDP)
         ok = await self.final(dlg.call_id, "INVITE")
         assert ok.status == 200, f"{self.name}: INVITE {ruri} got\n{ok.text}"
@@ -551,9 +555,7 @@ class MiniUA:
 
     async def take_bye(self, dlg: Dialog) -> Traced:
         """Wait for the BYE of ``dlg``, answer 200 and return the BYE as received."""
-        bye = await self.wait(
-            lambda m: m.method == "BYE" and call_id_of(m) == dlg.call_id, "BYE"
-        )
+        bye = await self.wait(lambda m: m.method == "BYE" and call_id_of(m) == dlg.call_id, "BYE")
         await self.respond(bye, "200 OK")
         return bye
 

@@ -263,6 +263,7 @@ class WsConnection:
                 self._deliver(data, self._parts_text)
         elif opcode is Opcode.PONG and bytes(frame.data) == self._ping_payload:
             self._ping_payload = None  # our ping was answered
+            self._arm(self._deadline())  # the next ping may be due before the pong deadline
         # PING is answered and CLOSE echoed by the protocol itself (RFC 6455 §5.5).
 
     def _deliver(self, data: bytes, text: bool) -> None:
