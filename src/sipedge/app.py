@@ -33,6 +33,14 @@ from .proxy.routing import Identity, Interface
 from .proxy.targets import LocalListener, Locator
 from .registrar import MemoryLocationStore, Registrar, RegistrarPolicy
 from .runtime.engine import Engine
+from .security import (
+    AccountLimits,
+    AuthFailSettings,
+    FloodSettings,
+    FraudSettings,
+    Security,
+)
+from .security import SecurityConfig as SecurityRules
 from .sip.parser import Limits
 from .sip.transaction.timers import TimerConfig
 from .sip.uri import parse_uri
@@ -88,11 +96,13 @@ class App:
         )
         locator = Locator(self.listeners, resolver)
         registrar, auth = self._features(identity)
+        security = _security(c, self.loop) if c.security.enabled else None
+        self.engine.bans = security
         proxy = Proxy(
             layer=self.layer,
             locator=locator,
             identity=identity,
-            router=load_router(c, registrar, auth),
+            router=load_router(c, registrar, auth, security),
             settings=ProxySettings(
                 record_route=c.proxy.record_route,
                 double_record_route=c.proxy.double_record_route,
@@ -105,6 +115,7 @@ class App:
             is_trusted=trust_checker(c.server.trusted),
             flow_alive=self.transport.flow_alive,
             tokens=FlowTokens(),
+            security=security,
         )
         proxy.after_async = self.engine.pump
         self.engine.proxy = proxy
@@ -215,6 +226,7 @@ def load_router(
     config: Config,
     registrar: Registrar | None = None,
     auth: Authenticator | None = None,
+    security: Security | None = None,
 ) -> Router:
     """The router named by ``server.router`` ("module:Class"), else the default one."""
     spec = config.server.router
@@ -238,6 +250,8 @@ def load_router(
                 default_upstream=parse_uri(up) if up else None,
                 registrar=registrar,
                 auth=auth,
+                security=security,
+                clock=asyncio.get_running_loop().time,
             )
         )
     module_name, _, cls_name = spec.partition(":")
@@ -337,6 +351,46 @@ def _ws_config(c: Config) -> WsConfig:
         ping_interval=c.ws.ping_interval or None,
         ping_timeout=c.ws.ping_timeout,
         max_message_size=c.ws.max_message_size,
+    )
+
+
+def _security(c: Config, loop: asyncio.AbstractEventLoop) -> Security:
+    """Scanner rules, flood detection, bans and fraud limits from ``[security]``."""
+    sc = c.security
+
+    def limits(international: bool, concurrent: int, per_minute: int) -> AccountLimits:
+        return AccountLimits(
+            international=international,
+            max_concurrent=concurrent or None,
+            max_calls_per_minute=per_minute or None,
+        )
+
+    fraud = FraudSettings(
+        extra_denied_prefixes=tuple(sc.extra_denied_prefixes),
+        allowed_prefixes=tuple(sc.allowed_prefixes),
+        home_country_code=sc.home_country_code,
+        default_limits=limits(sc.international, sc.max_concurrent_calls, sc.max_calls_per_minute),
+        accounts={
+            a.name: limits(a.international, a.max_concurrent_calls, a.max_calls_per_minute)
+            for a in sc.accounts
+        },
+    )
+    return Security(
+        SecurityRules(
+            rules_file=sc.rules_file or None,
+            use_default_rules=sc.default_rules,
+            dry_run=sc.dry_run,
+            flood=FloodSettings(sc.flood_window, sc.flood_density, sc.flood_ban_seconds),
+            auth=AuthFailSettings(
+                max_failures=sc.auth_max_failures,
+                window=sc.auth_window,
+                ban_seconds=sc.auth_ban_seconds,
+                user_max_failures=sc.auth_user_max_failures,
+            ),
+            fraud=fraud,
+            never_ban=tuple(str(n) for n in c.server.trusted),
+        ),
+        clock=loop.time,
     )
 
 

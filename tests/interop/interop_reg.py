@@ -50,6 +50,13 @@ algorithms = [{algs}]
 
 [registrar]
 min_expires = 1
+
+[security]
+# These tests send many wrong passwords from one address on purpose (the enumeration
+# test); the auth-failure ban is tested in test_interop_security.py.
+auth_max_failures = 1000
+auth_user_max_failures = 1000
+flood_density = 1000
 """
 
 

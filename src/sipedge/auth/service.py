@@ -56,7 +56,14 @@ class AuthResult:
     headers: list[tuple[str, str]] = field(default_factory=list)
     reason: str = ""
 
+    @property
+    def failed(self) -> bool:
+        """Credentials were sent and were wrong or malformed (a failed attempt that counts
+        towards a ban); False for the first challenge and for a stale nonce."""
+        return not self.ok and self.reason not in _NOT_FAILURES
 
+
+_NOT_FAILURES = frozenset({"", "no credentials for our realm", "nonce expired"})
 _REJECTED = "credentials rejected"  # same text for unknown user and wrong password
 
 

@@ -322,6 +322,40 @@ class WsConfig(Section):
     max_message_size: int = setting(65535, "Bytes in one WebSocket message.", ge=1024)
 
 
+class AccountConfig(Section):
+    """Toll-fraud limits of one account (overrides the [security] defaults)."""
+
+    name: str = Field(min_length=1, description="Authenticated user name.")
+    international: bool = setting(False, "May call international destinations.")
+    max_concurrent_calls: int = setting(10, "Calls at once; 0 = no limit.", ge=0)
+    max_calls_per_minute: int = setting(20, "New calls per minute; 0 = no limit.", ge=0)
+
+
+class SecurityConfig(Section):
+    """Scanner rules, flood detection, bans and toll-fraud limits."""
+
+    enabled: bool = setting(True, "Check every request before routing and authentication.")
+    rules_file: str = setting("", 'Operator rule file (TOML); "" = the shipped rules only.')
+    default_rules: bool = setting(True, "Apply the shipped scanner rules.")
+    dry_run: bool = setting(False, "Report what the rules would block without acting.")
+    flood_window: float = setting(2.0, "Seconds per flood sampling unit (pike).", gt=0.0)
+    flood_density: int = setting(30, "Requests per unit from one source before a ban.", ge=1)
+    flood_ban_seconds: float = setting(300.0, "Ban length for a flood.", gt=0.0)
+    auth_max_failures: int = setting(5, "Failed authentications per source per window.", ge=1)
+    auth_window: float = setting(60.0, "Seconds of the authentication-failure window.", gt=0.0)
+    auth_ban_seconds: float = setting(900.0, "Ban length after failed authentications.", gt=0.0)
+    auth_user_max_failures: int = setting(
+        20, "Failed authentications for one user (from any source) per 5 minutes.", ge=1
+    )
+    international: bool = setting(False, "Accounts may call international destinations.")
+    max_concurrent_calls: int = setting(10, "Calls at once per account; 0 = no limit.", ge=0)
+    max_calls_per_minute: int = setting(20, "New calls per minute per account; 0 = no limit.", ge=0)
+    extra_denied_prefixes: Items[str] = setting((), "Destination prefixes to deny as well.")
+    allowed_prefixes: Items[str] = setting((), "Exceptions to the denied prefixes.")
+    home_country_code: str = setting("", 'Our country code (e.g. "44"); "" = unknown.')
+    accounts: Items[AccountConfig] = setting((), "Per-account limits, [[security.accounts]].")
+
+
 class Config(Section):
     """The whole configuration. Every section is optional; defaults suit a loopback trial."""
 
@@ -335,6 +369,7 @@ class Config(Section):
     auth: AuthConfig = Field(default_factory=AuthConfig)
     tls: TlsConfig = Field(default_factory=TlsConfig)
     ws: WsConfig = Field(default_factory=WsConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @model_validator(mode="after")
     def _tls_listeners_have_certificates(self) -> Config:

@@ -43,7 +43,13 @@ Decoded = str | int | list["Decoded"] | dict[str, "Decoded"]
 """What :func:`decode` returns: strings, integers, lists and ordered dicts."""
 
 Encodable = (
-    str | bytes | bytearray | int | Sequence["Encodable"] | Mapping[str | bytes, "Encodable"]
+    str
+    | bytes
+    | bytearray
+    | int
+    | Sequence["Encodable"]
+    | Mapping[str, "Encodable"]
+    | Mapping[bytes, "Encodable"]
 )
 """What :func:`encode` accepts (``bool`` and ``float`` are refused)."""
 

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..security import Action, Security, Verdict
 from ..sip.build import build_response
 from ..sip.errors import ParseError
 from ..sip.locate import Hop
@@ -93,6 +94,7 @@ class Proxy:
         is_trusted: Callable[[str], bool],
         flow_alive: Callable[[Flow], bool] = lambda flow: True,
         tokens: FlowTokens | None = None,
+        security: Security | None = None,
     ) -> None:
         self.layer = layer
         self.locator = locator
@@ -103,6 +105,8 @@ class Proxy:
         self.spawn = spawn
         self.is_trusted = is_trusted
         self.flow_alive = flow_alive
+        self.security = security
+        self._proxy_ips = tuple(dict.fromkeys(i.host for i in identity.interfaces))
         self.tokens = tokens or FlowTokens()
         self.contexts: dict[ServerTransaction, ResponseContext] = {}
         self.branches: dict[ClientTransaction, tuple[ResponseContext, Branch]] = {}
@@ -148,6 +152,21 @@ class Proxy:
             self.layer.transport_error(branch.txn, self.clock(), "send failed")
 
     # ------------------------------------------------------------------ requests
+    def _screen(self, req: Request, flow: Flow, now: float) -> Verdict | None:
+        """The security check that runs before routing and authentication."""
+        if self.security is None:
+            return None
+        try:
+            return self.security.check_request(
+                req,
+                flow.remote[0],
+                now,
+                trusted=self.is_trusted(flow.remote[0]),
+                proxy_ips=self._proxy_ips,
+            )
+        except ParseError:
+            return None  # malformed parts are answered 400 by the §16.3 checks
+
     def _ctx_for(self, req: Request, flow: Flow) -> RequestContext:
         return RequestContext(
             request=req,
@@ -159,8 +178,16 @@ class Proxy:
 
     def _on_request(self, req: Request, flow: Flow) -> None:
         now = self.clock()
+        verdict = self._screen(req, flow, now)
+        if verdict is not None and verdict.action in (Action.DROP, Action.BAN):
+            return  # scanners and floods get silence (no transaction, nothing sent)
         fix_via(req, flow)
         stx = self.layer.create_server_transaction(req, response_dest(req, flow), now)
+        if verdict is not None and verdict.action is Action.REJECT:
+            self._respond(stx, verdict.status or 403, verdict.reason or None)
+            return
+        if req.method == "BYE" and self.security is not None:
+            self.security.call_ended(req.call_id)
         try:
             self._route_request(req, flow, stx)
         except ParseError as exc:
@@ -455,6 +482,8 @@ class Proxy:
 
     def _send_final(self, rctx: ResponseContext, best: Response) -> None:
         rctx.final_sent = True
+        if self.security is not None and rctx.is_invite:
+            self.security.call_ended(rctx.request.call_id)  # the call failed
         if not rctx.server_txn.terminated:
             self.layer.send_response(rctx.server_txn, best, self.clock())
         self._maybe_release(rctx)

@@ -18,7 +18,8 @@ Policy (never an open relay), in the order an operator of kamailio.cfg would wri
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -94,6 +95,29 @@ class RegistrarService(Protocol):
     def aor_of(uri: URI) -> str: ...
 
 
+class SecurityService(Protocol):
+    """Ban counting and toll-fraud checks (implemented by :class:`sipedge.security.Security`)."""
+
+    def auth_failed(
+        self, source_ip: str, username: str | None, now: float, *, trusted: bool = False
+    ) -> object: ...
+
+    def check_call(self, account: str, destination: str, now: float) -> VerdictLike: ...
+
+    def call_started(self, account: str, call_id: str) -> None: ...
+
+
+class VerdictLike(Protocol):
+    """What the router needs from a security verdict."""
+
+    @property
+    def blocked(self) -> bool: ...
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def reason(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DefaultRouterConfig:
     """What the default router needs from the config and the app."""
@@ -102,6 +126,8 @@ class DefaultRouterConfig:
     default_upstream: URI | None = None
     registrar: RegistrarService | None = None
     auth: AuthService | None = None
+    security: SecurityService | None = None
+    clock: Callable[[], float] = time.monotonic
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -138,15 +164,40 @@ class DefaultRouter(BaseRouter):
             return await self._register(ctx, c.registrar)
         authenticated = False
         if self._must_authenticate(ctx) and c.auth is not None:
-            result = await c.auth.check(req, proxy=True, expect_user=req.from_.uri.user)
+            user = req.from_.uri.user
+            result = await c.auth.check(req, proxy=True, expect_user=user)
             if not result.ok:
+                self._count_failure(ctx, result, user)
                 return Respond(result.status, None, result.headers)
             authenticated = True
+            refused = self._fraud_check(ctx, user or "")
+            if refused is not None:
+                return refused
         if ctx.for_us and c.registrar is not None and req.method != "REGISTER":
             local = await self._to_local_user(ctx, c.registrar)
             if local is not None:
                 return local
         return self._route(ctx, authenticated=authenticated)
+
+    def _count_failure(
+        self, ctx: RequestContext, result: AuthOutcomeLike, user: str | None
+    ) -> None:
+        """Wrong or malformed credentials count towards a ban (fail2ban style)."""
+        security = self.config.security
+        if security is not None and getattr(result, "failed", False):
+            security.auth_failed(ctx.flow.remote[0], user, self.config.clock())
+
+    def _fraud_check(self, ctx: RequestContext, account: str) -> Decision | None:
+        """Toll-fraud limits on calls by an authenticated account to other domains."""
+        security = self.config.security
+        req = ctx.request
+        if security is None or req.method != "INVITE" or ctx.for_us:
+            return None
+        verdict = security.check_call(account, req.uri.user or "", self.config.clock())
+        if verdict.blocked:
+            return Respond(verdict.status or 403, verdict.reason or "Call not allowed")
+        security.call_started(account, req.call_id)
+        return None
 
     def _must_authenticate(self, ctx: RequestContext) -> bool:
         """A caller claiming to be one of our users must prove it (RFC 3261 §22.3)."""
@@ -165,6 +216,7 @@ class DefaultRouter(BaseRouter):
         if auth is not None and not ctx.trusted:
             result = await auth.check(req, proxy=False, expect_user=req.to.uri.user)
             if not result.ok:
+                self._count_failure(ctx, result, req.to.uri.user)
                 return Respond(result.status, None, result.headers)
         outcome = await registrar.register(req, ctx.flow)
         return Respond(outcome.status, outcome.reason, outcome.headers)

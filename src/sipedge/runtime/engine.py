@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, Protocol
 
 from ..proxy.core import Proxy
 from ..proxy.targets import Dest
@@ -25,6 +25,12 @@ from ..transport.base import Flow, TransportError
 from ..transport.manager import TransportManager
 
 log = logging.getLogger("sipedge.engine")
+
+
+class BanCheck(Protocol):
+    """The part of the ban list the engine needs."""
+
+    def is_banned(self, ip: str, now: float) -> bool: ...
 
 
 class Engine:
@@ -41,6 +47,8 @@ class Engine:
         self.limits = limits
         self.proxy: Proxy | None = None
         self.transport: TransportManager | None = None
+        #: Answers ``is_banned(ip, now)``: banned sources are dropped before parsing.
+        self.bans: BanCheck | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._armed: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -51,6 +59,9 @@ class Engine:
     def on_message(self, data: bytes, flow: Flow) -> None:
         """A datagram or framed stream message arrived on ``flow``."""
         self.stats["received"] += 1
+        if self.bans is not None and self.bans.is_banned(flow.remote[0], self.loop.time()):
+            self.stats["banned_drops"] = self.stats.get("banned_drops", 0) + 1
+            return  # silence: a banned source learns nothing and costs one dict look-up
         try:
             msg = parse_message(data, self.limits)
         except ParseError as exc:
