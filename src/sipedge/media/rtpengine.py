@@ -13,6 +13,8 @@ then go to the other nodes of the set, and an offer that fails that way is tried
 each remaining node. A call stays on the node of its first successful offer (call-id map)
 for answer, query and delete. A failed delete is retried in the background, a bounded
 number of times. Health pings, every ``ping_interval`` seconds, bring disabled nodes back.
+Over WebSocket one command is in flight per node at a time (``ws_inflight``): rtpengine
+garbles replies to WS commands it handles concurrently.
 """
 
 from __future__ import annotations
@@ -544,7 +546,8 @@ class RtpEngine:
         options: Mapping[str, Encodable] | None = None,
         retry: bool = True,
     ) -> Reply:
-        """Send ``delete``; ``fast`` asks for no statistics in the reply (a small reply).
+        """Send ``delete``; ``fast`` adds the ``fast`` flag: no statistics in the reply, so a
+        small one (rtpengine releases that know the flag; 10.5 ignores it).
 
         ``delay`` sets ``delete delay`` (0: free the ports at once). On a timeout or an
         unreachable node the delete is retried in the background (``retry``) and the error

@@ -270,7 +270,9 @@ class LayerWalk(RuleBasedStateMachine):
     def peer_response(self, status: int, i: int) -> None:
         if self.clients:
             txn = self.clients[i % len(self.clients)]
-            req = self.requests[id(txn)]
+            req = self.requests.get(id(txn), txn.request)
+            if not isinstance(req, Request):
+                return  # a CANCEL transaction that already has its final response
             self.layer.receive_response(response(req, status), "peer", self.now)
             self._drain()
 
