@@ -348,3 +348,14 @@ def test_local_503_for_an_unusable_target_is_not_turned_into_500() -> None:
     h = Harness(routes=(rule,))
     h.feed(invite())
     assert upstream(h, 503)
+
+
+def test_large_request_falls_back_to_udp_when_tcp_fails() -> None:
+    h = Harness()
+    h.feed(invite(extra="X-Pad: " + "p" * 1300 + "\r\n"))
+    _, dest = h.take_one(Request)
+    assert dest.flow.transport == "tcp"
+    h.proxy.send_failed(dest)  # the TCP connect was refused (RFC 3261 §18.1.1)
+    h.pump()
+    out, dest = h.take_one(Request)
+    assert dest.flow.transport == "udp" and out.vias[0].transport == "UDP"

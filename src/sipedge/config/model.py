@@ -260,8 +260,9 @@ class AuthConfig(Section):
     )
     algorithms: Items[Literal["SHA-256", "MD5"]] = setting(
         ("SHA-256", "MD5"),
-        'Digest algorithms offered, in order; old UAs (SIPp 3.6, baresip 1.0) need ["MD5"] '
-        "or MD5 first.",
+        "Digest algorithms offered, one challenge each, in this order. UAs differ: JsSIP "
+        "and SIP.js answer the last (MD5 only), SIPp 3.6 the first (MD5 only), baresip "
+        '1.0 fails unless all are MD5: ["MD5"] suits every one of them.',
         why="RFC 8760 §2.4",
     )
 

@@ -308,12 +308,12 @@ class Proxy:
         if targets is None:
             self.spawn(self._resolve_branch(rctx, branch, hop))
         else:
-            self._send_branch(rctx, branch, targets)
+            self._send_branch(rctx, branch, with_udp_fallback(hop, targets, nh.transport))
 
     async def _resolve_branch(self, rctx: ResponseContext, branch: Branch, hop: Hop) -> None:
         targets = await self.locator.resolve(hop)
         if branch.state is BranchState.RESOLVING:
-            self._send_branch(rctx, branch, targets)
+            self._send_branch(rctx, branch, with_udp_fallback(hop, targets, None))
         self.after_async()
 
     def _send_branch(
@@ -616,6 +616,20 @@ class Proxy:
 
 def _nothing() -> None:
     return None
+
+
+def with_udp_fallback(hop: Hop, targets: list[Addr], asked: str | None) -> list[Addr]:
+    """RFC 3261 §18.1.1: a request sent over TCP only because it is larger than 1300 bytes
+    is retried over UDP when the TCP connection cannot be made (not when the URI asked for
+    TCP itself: ``asked`` is its transport parameter)."""
+    if not hop.oversize or hop.secure or (asked is not None and asked.lower() != "udp"):
+        return targets
+    extra = [
+        Addr("udp", t.host, t.port, t.name)
+        for t in targets
+        if t.transport == "tcp" and "udp" in hop.transports
+    ]
+    return [*targets, *[t for t in extra if t not in targets]]
 
 
 def fix_via(req: Request, flow: Flow) -> None:

@@ -1,10 +1,11 @@
 // A SIP-over-WebSocket client process driven by the sipedge interop tests.
 //
-//   node agent.mjs jssip-node | jssip-browser | sipjs-node
+//   node agent.mjs jssip-browser | sipjs-node
 //
 // Commands arrive on stdin, one JSON object per line: {"id": N, "cmd": NAME, "arg": ...}
 // with NAME one of start (arg: client options), call (arg: target URI), hangup, stop,
-// close_tab (jssip-browser: close the page as a user closing the tab) and exit. Each gets
+// close_tab (jssip-browser: close the page as a user closing the tab), drop (sipjs-node:
+// reset the WebSocket's TCP connection) and exit. Each gets
 // {"reply": N, "ok": true|false, "error": ...} on stdout; every client event is a line
 // {"ev": NAME, "t": ms since start, ...}. Diagnostics (JsSIP/SIP.js debug output, the
 // browser console) go to stderr. The process exits on "exit" or at the end of stdin.
@@ -44,21 +45,6 @@ const CHROMIUM_ARGS = [
 ];
 
 // Each driver: start(opts), command(name, arg) and close().
-async function nodeJsSIP() {
-  globalThis.WebSocket = require('ws');
-  const JsSIP = require('jssip');
-  const { createClient } = require('./jssip_client.js');
-  let client = null;
-  return {
-    async start(opts) {
-      if (opts.debug) JsSIP.debug.enable(opts.debug);
-      client = createClient(JsSIP, emit, opts);
-    },
-    async command(name, arg) { return client[name](arg); },
-    async close() { if (client) client.stop(); },
-  };
-}
-
 async function nodeSipJs() {
   const { WebSocket } = await import('ws');
   globalThis.WebSocket = WebSocket;
@@ -73,7 +59,7 @@ async function nodeSipJs() {
 
 async function browserJsSIP() {
   const { chromium } = require('playwright-core');
-  const profile = mkdtempSync(path.join(tmpdir(), 'sipedge-chromium-'));
+  const profile = mkdtempSync(path.join(process.env.SIPEDGE_TMP || tmpdir(), 'chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.SIPEDGE_CHROMIUM || '/usr/bin/chromium',
     headless: true,
@@ -107,7 +93,16 @@ async function browserJsSIP() {
   };
 }
 
-const DRIVERS = { 'jssip-node': nodeJsSIP, 'jssip-browser': browserJsSIP, 'sipjs-node': nodeSipJs };
+// A command's result as JSON data; library objects (a SIP.js request...) become null.
+function plain(value) {
+  try {
+    return JSON.parse(JSON.stringify(value ?? null));
+  } catch {
+    return null;
+  }
+}
+
+const DRIVERS = { 'jssip-browser': browserJsSIP, 'sipjs-node': nodeSipJs };
 
 async function main() {
   const kind = process.argv[2];
@@ -124,7 +119,7 @@ async function main() {
     if (cmd === 'exit') break;
     try {
       const value = cmd === 'start' ? await driver.start(arg) : await driver.command(cmd, arg);
-      process.stdout.write(JSON.stringify({ reply: id, ok: true, value: value ?? null }) + '\n');
+      process.stdout.write(JSON.stringify({ reply: id, ok: true, value: plain(value) }) + '\n');
     } catch (err) {
       log(`command ${cmd} failed: ${err && err.stack ? err.stack : err}`);
       process.stdout.write(JSON.stringify({ reply: id, ok: false, error: String(err) }) + '\n');

@@ -1,6 +1,6 @@
-// One JsSIP user agent driven by the sipedge interop tests. The same file runs in plain
-// Node (agent.mjs requires it) and in headless Chromium (page.html loads it after the
-// esbuild bundle of jssip); `emit` reports every event to the test as a plain object.
+// One JsSIP user agent driven by the sipedge interop tests, loaded by page.html into
+// headless Chromium after the esbuild bundle of jssip (it also loads under Node's require
+// for a WebRTC-less client); `emit` reports every event to the test as a plain object.
 (function (root) {
   'use strict';
 

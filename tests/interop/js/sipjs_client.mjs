@@ -92,8 +92,18 @@ export function createClient(emit, opts) {
         requestDelegate: { onAccept: (r) => emit({ ev: 'byeAccepted', message: summary(r.message) }) },
       });
     },
+    // Abort the WebSocket's TCP connection with a reset, as when the host or process
+    // vanishes: no WebSocket close, no un-REGISTER, and no TIME_WAIT left on our port.
+    drop() {
+      const socket = ua.transport.ws && ua.transport.ws._socket;
+      if (!socket) throw new Error('no WebSocket connection to drop');
+      const port = socket.localPort;
+      socket.resetAndDestroy();
+      return port;
+    },
     stop() {
       return registerer.unregister()
+        .then(() => null)
         .catch((err) => emit({ ev: 'error', where: 'unregister', error: String(err) }));
     },
   };
