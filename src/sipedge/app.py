@@ -67,6 +67,7 @@ class App:
         self.listeners: list[LocalListener] = []
         self.proxy: Proxy | None = None
         self.location: MemoryLocationStore | None = None
+        self.security: Security | None = None
         self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
 
@@ -97,6 +98,7 @@ class App:
         locator = Locator(self.listeners, resolver)
         registrar, auth = self._features(identity)
         security = _security(c, self.loop) if c.security.enabled else None
+        self.security = security
         self.engine.bans = security
         proxy = Proxy(
             layer=self.layer,
@@ -161,14 +163,17 @@ class App:
         )
         return registrar, auth
 
-    def reload_certificates(self) -> None:
-        """Reload TLS certificates and keys from disk (SIGHUP): new connections use them,
-        open ones keep theirs; a bad file keeps the old certificate and is logged."""
+    def reload(self) -> None:
+        """SIGHUP: reload TLS certificates and the security rule file from disk. New
+        connections use the new certificates, open ones keep theirs; a bad file keeps the
+        old certificates or rules and is logged."""
         try:
             self.transport.reload_tls()
             log.warning("TLS certificates reloaded")
         except TransportError as exc:
             log.error("TLS certificate reload failed, keeping the old ones: %s", exc)
+        if self.security is not None:
+            self.security.reload()
 
     async def stop(self, grace: float) -> None:
         """Graceful stop: refuse new calls, let transactions end (bounded), close."""
@@ -195,7 +200,7 @@ async def serve(config: Config, ready: Callable[[App], None] | None = None) -> N
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, app.stopping.set)
     with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGHUP, app.reload_certificates)
+        loop.add_signal_handler(signal.SIGHUP, app.reload)
     if ready is not None:
         ready(app)
     await app.stopping.wait()
@@ -379,7 +384,7 @@ def _security(c: Config, loop: asyncio.AbstractEventLoop) -> Security:
         SecurityRules(
             rules_file=sc.rules_file or None,
             use_default_rules=sc.default_rules,
-            dry_run=sc.dry_run,
+            dry_run=True if sc.dry_run else None,  # false: the rule file decides
             flood=FloodSettings(sc.flood_window, sc.flood_density, sc.flood_ban_seconds),
             auth=AuthFailSettings(
                 max_failures=sc.auth_max_failures,
