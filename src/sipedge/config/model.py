@@ -340,7 +340,12 @@ class SecurityConfig(Section):
     default_rules: bool = setting(True, "Apply the shipped scanner rules.")
     dry_run: bool = setting(False, "Report what the rules would block without acting.")
     flood_window: float = setting(2.0, "Seconds per flood sampling unit (pike).", gt=0.0)
-    flood_density: int = setting(30, "Requests per unit from one source before a ban.", ge=1)
+    flood_density: int = setting(
+        30,
+        "Requests per unit from one source before a ban (as pike); a NATed site or an SBC "
+        "sending from one address needs more, or an entry in server.trusted.",
+        ge=1,
+    )
     flood_ban_seconds: float = setting(300.0, "Ban length for a flood.", gt=0.0)
     auth_max_failures: int = setting(5, "Failed authentications per source per window.", ge=1)
     auth_window: float = setting(60.0, "Seconds of the authentication-failure window.", gt=0.0)
