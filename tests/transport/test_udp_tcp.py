@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
 import pytest
-import uvloop
+from transport_support import Received, Runner, make_manager, next_message, sip
 
 from sipedge.transport.base import (
     ConnectError,
@@ -25,37 +24,14 @@ from sipedge.transport.base import (
 from sipedge.transport.manager import TransportManager
 
 HOSTS = ["127.0.0.1", "::1"]
+
 CONFIG = TransportConfig(
     idle_timeout=5.0, message_timeout=5.0, connect_timeout=1.0, close_timeout=0.5
 )
-Runner = Callable[[Coroutine[Any, Any, None]], None]
-Received = asyncio.Queue[tuple[bytes, Flow]]
-
-
-def sip(body: bytes = b"", method: str = "OPTIONS") -> bytes:
-    return (
-        f"{method} sip:bob@example.com SIP/2.0\r\nCall-ID: x\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    factory = uvloop.new_event_loop if request.param == "uvloop" else None
-
-    def runner(coro: Coroutine[Any, Any, None]) -> None:
-        with asyncio.Runner(loop_factory=factory) as loop_runner:
-            loop_runner.run(asyncio.wait_for(coro, 5.0))
-
-    return runner
 
 
 def manager(config: TransportConfig = CONFIG) -> tuple[TransportManager, Received]:
-    queue: Received = asyncio.Queue()
-    return TransportManager(lambda data, flow: queue.put_nowait((data, flow)), config), queue
-
-
-async def next_message(queue: Received) -> tuple[bytes, Flow]:
-    return await asyncio.wait_for(queue.get(), 1.0)
+    return make_manager(config)
 
 
 async def read_eof(reader: asyncio.StreamReader) -> bytes:

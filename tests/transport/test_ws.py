@@ -10,50 +10,32 @@ import asyncio
 import os
 import ssl
 import struct
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvloop
+from transport_support import Received, Runner, make_manager, next_message, sip
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
 from sipedge.cli_cert import make_selfsigned
-from sipedge.transport.base import Flow, TransportConfig, TransportError
+from sipedge.transport.base import TransportConfig, TransportError
 from sipedge.transport.manager import TransportManager
 from sipedge.transport.tls import TlsServerConfig
 from sipedge.transport.ws import WsConfig
 
 HOSTS = ["127.0.0.1", "::1"]
+
 CONFIG = TransportConfig(
     idle_timeout=5.0, message_timeout=5.0, connect_timeout=1.0, close_timeout=0.5
 )
 WS = WsConfig(handshake_timeout=1.0, ping_interval=None)
 SIP = [Subprotocol("sip")]
-Runner = Callable[[Coroutine[Any, Any, None]], None]
-Received = asyncio.Queue[tuple[bytes, Flow]]
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-def sip(body: bytes = b"", method: str = "OPTIONS") -> bytes:
-    return (
-        f"{method} sip:bob@example.com SIP/2.0\r\nCall-ID: x\r\nContent-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Runner:
-    factory = uvloop.new_event_loop if request.param == "uvloop" else None
-
-    def runner(coro: Coroutine[Any, Any, None]) -> None:
-        with asyncio.Runner(loop_factory=factory) as loop_runner:
-            loop_runner.run(asyncio.wait_for(coro, 5.0))
-
-    return runner
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +44,7 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def manager(config: TransportConfig = CONFIG) -> tuple[TransportManager, Received]:
-    queue: Received = asyncio.Queue()
-    return TransportManager(lambda data, flow: queue.put_nowait((data, flow)), config), queue
-
-
-async def next_message(queue: Received) -> tuple[bytes, Flow]:
-    return await asyncio.wait_for(queue.get(), 1.0)
+    return make_manager(config)
 
 
 def uri(scheme: str, addr: tuple[str, int]) -> str:
