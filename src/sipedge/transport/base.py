@@ -8,9 +8,11 @@ id of its connection and never matches a newer connection to the same address.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -194,3 +196,18 @@ def bound_socket(
         sock.close()
         raise
     return sock
+
+
+def rearm(
+    loop: asyncio.AbstractEventLoop,
+    timer: asyncio.TimerHandle | None,
+    when: float,
+    callback: Callable[[], None],
+) -> asyncio.TimerHandle:
+    """A timer that fires no later than ``when``: the current one when it is due as early
+    (a lazily re-armed timer is never pushed back), else a new one replacing it."""
+    if timer is not None:
+        if timer.when() <= when:
+            return timer
+        timer.cancel()
+    return loop.call_at(when, callback)

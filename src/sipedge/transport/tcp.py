@@ -25,6 +25,7 @@ from .base import (
     Flow,
     TransportConfig,
     bound_socket,
+    rearm,
     sock_address,
 )
 
@@ -215,13 +216,8 @@ class StreamConnection:
 
     def _arm(self, when: float) -> None:
         """Make the timer fire no later than ``when`` (it is never pushed back early)."""
-        if self._lost:
-            return
-        if self._timer is not None:
-            if self._timer.when() <= when:
-                return
-            self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._on_timer)
+        if not self._lost:
+            self._timer = rearm(self._loop, self._timer, when, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
