@@ -263,7 +263,7 @@ ERRORS = [
     ("server.shutdown_grace = -1", "server.shutdown_grace", "-1 is below", ">= 0"),
     ("server.lisen = []", "server.lisen", "unknown key", 'did you mean "listen"?'),
     ("[servr]", "servr", "unknown section", 'did you mean "server"?'),
-    ("[mediarelay]", "mediarelay", "unknown section", "known keys: server, proxy"),
+    ("[frobnicate]", "frobnicate", "unknown section", "known keys: server, proxy"),
     ('listen = ["udp:127.0.0.1:5060"]', "listen", "unknown key", "into the [server] section"),
     ("server = 1", "server", "expected a table", "[server] table"),
     ("proxy.record_route = 1", "proxy.record_route", "the number 1", "record_route = true"),

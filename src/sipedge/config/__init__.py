@@ -9,6 +9,7 @@ Invalid input raises :class:`ConfigError`, whose ``problems`` list every fault a
 (:func:`sipedge.config.doc.render_reference`).
 """
 
+from .base import Section
 from .loader import apply_overrides, load_config, parse_config, read_toml
 from .model import (
     LOG_FORMATS,
@@ -18,7 +19,6 @@ from .model import (
     LimitsConfig,
     ProxyConfig,
     Route,
-    Section,
     ServerConfig,
     TcpConfig,
     TimersConfig,

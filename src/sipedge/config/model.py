@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from ipaddress import ip_network
 from types import MappingProxyType
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from .base import Section, setting
+from .media import DialogConfig, MediaConfig
 from .values import (
     IP,
     Domain,
@@ -36,22 +38,6 @@ LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
 LOG_FORMATS: tuple[str, ...] = get_args(LogFormat)
 
 Listeners = Annotated[Items[Listen], AfterValidator(non_empty), AfterValidator(unique)]
-
-
-def setting(default: Any, doc: str, *, why: str | None = None, **constraints: Any) -> Any:
-    """Declare a key: its default, a one-line meaning for the docs, and constraints.
-
-    ``why`` (e.g. ``"RFC 3261 §16.8"``) is added to range errors and to the docs;
-    ``constraints`` are pydantic's (``ge``, ``gt``, ``le``, ...).
-    """
-    extra: dict[str, JsonValue] | None = {"why": why} if why else None
-    return Field(default, description=doc, json_schema_extra=extra, **constraints)
-
-
-class Section(BaseModel):
-    """Base of every section: frozen, unknown keys rejected, no type coercion (TOML is typed)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class ServerConfig(Section):
@@ -376,6 +362,8 @@ class Config(Section):
     tls: TlsConfig = Field(default_factory=TlsConfig)
     ws: WsConfig = Field(default_factory=WsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
+    dialog: DialogConfig = Field(default_factory=DialogConfig)
 
     @model_validator(mode="after")
     def _tls_listeners_have_certificates(self) -> Config:
