@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .app_media import build_calls
 from .auth import Authenticator, SqliteCredentialStore
 from .config import Config
 from .config.values import Listen
@@ -70,6 +71,10 @@ class App:
         self.security: Security | None = None
         self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
+        calls = build_calls(config, self.engine.spawn)
+        self.dialogs = calls.dialogs
+        self.relay = calls.relay
+        self.media = calls.media
 
     async def start(self) -> None:
         """Bind every listener and build the proxy."""
@@ -118,8 +123,12 @@ class App:
             flow_alive=self.transport.flow_alive,
             tokens=FlowTokens(),
             security=security,
+            dialogs=self.dialogs,
+            media=self.media,
         )
         proxy.after_async = self.engine.pump
+        if self.relay is not None:
+            await self.relay.start()
         self.engine.proxy = proxy
         self.proxy = proxy
         names = ", ".join(
@@ -186,6 +195,8 @@ class App:
             task.cancel()
         self.engine.close()
         await self.transport.close()
+        if self.relay is not None:
+            await self.relay.close()
         if self.location is not None:
             self.location.close()
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sipedge.dialog import DialogTracker
+from sipedge.media.session import MediaSession
 from sipedge.proxy.core import Proxy, ProxySettings
 from sipedge.proxy.default_router import DefaultRouter, DefaultRouterConfig, StaticRoute
 from sipedge.proxy.hooks import Router
@@ -28,6 +33,9 @@ class Harness:
         trusted: bool = True,
         router: Router | None = None,
         settings: ProxySettings | None = None,
+        dialogs: DialogTracker | None = None,
+        media: MediaSession | None = None,
+        spawn: Callable[[Awaitable[Any]], None] | None = None,
     ) -> None:
         self.now = 1000.0
         self.layer = TransactionLayer()
@@ -40,9 +48,12 @@ class Harness:
             router=router or DefaultRouter(DefaultRouterConfig(routes=routes)),
             settings=settings or ProxySettings(),
             clock=lambda: self.now,
-            spawn=lambda aw: None,
+            spawn=spawn or (lambda aw: None),
             is_trusted=lambda ip: trusted,
+            dialogs=dialogs,
+            media=media,
         )
+        self.proxy.after_async = self.pump
         self.sent: list[tuple[Request | Response, Dest]] = []
 
     def feed(

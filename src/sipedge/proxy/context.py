@@ -44,6 +44,9 @@ class Branch:
     alternatives: list[Target4] = field(default_factory=list)  # RFC 3263 failover targets
     sent_once: bool = False  # our Via and Record-Route are on the request already
     server_name: str | None = None  # the domain a TLS peer must prove (RFC 5922)
+    flow: Flow | None = None  # where the request went (set when it is sent)
+    via_branch: str = ""  # the branch parameter of our Via on it
+    media_offered: bool = False  # its SDP went through the media relay already
 
     @property
     def info(self) -> BranchInfo:
@@ -70,6 +73,9 @@ class ResponseContext:
     forced_iface: Interface | None = None
     #: The client flow a token in our Route entries named (RFC 5626 §5.3).
     route_flow: Flow | None = None
+    #: Responses waiting to go upstream in order while the media relay rewrites one.
+    outbox: list[tuple[Response, Any]] = field(default_factory=list)
+    outbox_busy: bool = False
 
     @property
     def request(self) -> Request:

@@ -28,6 +28,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..dialog import Dialog, DialogTracker
+from ..media.ng import RelayError
+from ..media.session import MediaSession
 from ..security import Action, Security, Verdict
 from ..sip.build import build_response
 from ..sip.errors import ParseError
@@ -50,9 +53,11 @@ from ..sip.transaction.layer import TransactionLayer
 from ..sip.transaction.server import ServerTransaction
 from ..transport.base import Flow, normalize_ip
 from .best import choose_best
+from .calls import CallControl
 from .checks import validate_request
 from .context import Branch, BranchState, ResponseContext, group_by_q
 from .flowtoken import FlowTokens
+from .hangup import LocalSender
 from .hooks import Decision, Drop, Relay, RequestContext, Respond, Router, Target
 from .routing import Identity, Interface, preprocess_routes
 from .stateless import StatelessForwarder
@@ -95,6 +100,8 @@ class Proxy:
         flow_alive: Callable[[Flow], bool] = lambda flow: True,
         tokens: FlowTokens | None = None,
         security: Security | None = None,
+        dialogs: DialogTracker | None = None,
+        media: MediaSession | None = None,
     ) -> None:
         self.layer = layer
         self.locator = locator
@@ -116,6 +123,16 @@ class Proxy:
         self._prefix = "z9hG4bK" + secrets.token_hex(4)
         self.stateless = StatelessForwarder(layer, locator, identity, self._prefix, self.tokens)
         self.draining = False
+        self.calls = CallControl(
+            dialogs if dialogs is not None else DialogTracker(),
+            identity,
+            clock,
+            media=media,
+            send_bye=self._send_byes,
+        )
+        self.local = LocalSender(
+            layer, locator, clock, spawn, self.new_branch, flow_alive, lambda: self.after_async
+        )
         #: Set by the engine: called after work done in a task so its outputs get sent.
         self.after_async: Callable[[], None] = _nothing
 
@@ -130,7 +147,7 @@ class Proxy:
                 self._on_request(ev.request, ev.source)
             elif isinstance(ev, AckReceived):
                 assert isinstance(ev.source, Flow)
-                self.stateless.forward_ack(ev.request, ev.source, self.router, self._ctx_for)
+                self._on_ack(ev.request, ev.source)
             elif isinstance(ev, CancelReceived):
                 assert isinstance(ev.source, Flow)
                 self._on_cancel(ev.request, ev.source, ev.invite)
@@ -144,6 +161,31 @@ class Proxy:
                 self._on_terminated(ev.transaction)
         except ParseError as exc:
             log.info("call %s: %s", _call_id(ev), exc.reason)
+
+    def end_dialog(self, key: str, reason: str = "ended by operator") -> bool:
+        """End the confirmed call ``call-id;from-tag`` with BYE both ways (and delete its
+        media); False when there is no such call."""
+        ended = self.calls.end(key, reason)
+        self.after_async()
+        return ended
+
+    def _send_byes(self, dialog: Dialog, reason: str) -> None:
+        self.local.send_byes(dialog, reason)
+
+    def _on_ack(self, ack: Request, flow: Flow) -> None:
+        work = self.calls.ack_work(ack, flow)
+        if work is None:
+            self.stateless.forward_ack(ack, flow, self.router, self._ctx_for)
+        else:
+            self.spawn(self._ack_after(work, ack, flow))
+
+    async def _ack_after(self, work: Awaitable[None], ack: Request, flow: Flow) -> None:
+        try:
+            await work
+        except RelayError as exc:
+            log.warning("call %s: media answer in ACK failed: %s", ack.call_id, exc)
+        self.stateless.forward_ack(ack, flow, self.router, self._ctx_for)
+        self.after_async()
 
     def send_failed(self, dest: Dest) -> None:
         """The engine could not send on ``dest`` (connect refused, connection gone)."""
@@ -188,6 +230,8 @@ class Proxy:
             return
         if req.method == "BYE" and self.security is not None:
             self.security.call_ended(req.call_id)
+        if req.to_tag is not None:
+            self.calls.request_seen(req)
         try:
             self._route_request(req, flow, stx)
         except ParseError as exc:
@@ -243,6 +287,7 @@ class Proxy:
                 return
             rctx.pending_groups = group_by_q(decision.targets)
             self.contexts[stx] = rctx
+            self.calls.invite_relayed(rctx)
             self._next_group(rctx)
 
     def _respond(
@@ -341,13 +386,15 @@ class Proxy:
         elif self._records_route(rctx):
             for value in reversed(self._rr_values(rctx, out_iface, on_flow)):
                 req.add_record_route(value)
+        branch.via_branch = self.new_branch()
         req.push_via(
-            f"SIP/2.0/{flow.transport.upper()} {out_iface.via_host()};branch={self.new_branch()}"
+            f"SIP/2.0/{flow.transport.upper()} {out_iface.via_host()};branch={branch.via_branch}"
         )
         branch.sent_once = True
         hook = self.router.on_branch(rctx.ctx, branch.info)
-        if inspect.isawaitable(hook):
-            self.spawn(self._await_branch(rctx, branch, hook, flow))
+        media = self.calls.offer_work(rctx, branch, flow)
+        if inspect.isawaitable(hook) or media is not None:
+            self.spawn(self._await_branch(rctx, branch, hook, flow, media))
         else:
             self._transmit(rctx, branch, flow)
 
@@ -367,10 +414,27 @@ class Proxy:
         return [out_iface.rr_uri(user=out_token), in_iface.rr_uri(user=in_token)]
 
     async def _await_branch(
-        self, rctx: ResponseContext, branch: Branch, hook: Awaitable[None], flow: Flow
+        self,
+        rctx: ResponseContext,
+        branch: Branch,
+        hook: Awaitable[None] | None,
+        flow: Flow,
+        media: Awaitable[None] | None,
     ) -> None:
-        await hook
-        self._transmit(rctx, branch, flow)
+        if hook is not None:
+            await hook
+        if media is not None:
+            try:
+                await media
+            except RelayError as exc:
+                log.warning("call %s: media relay failed: %s", rctx.request.call_id, exc)
+                self._branch_final(rctx, branch, 503, "Media Relay Unavailable")
+                self.after_async()
+                return
+        if branch.cancel_wanted:
+            self._branch_final(rctx, branch, 487)
+        else:
+            self._transmit(rctx, branch, flow)
         self.after_async()
 
     def _transmit(self, rctx: ResponseContext, branch: Branch, flow: Flow) -> None:
@@ -383,6 +447,7 @@ class Proxy:
         )
         txn = self.layer.send_request(branch.request, dest, now, reliable=flow.transport != "udp")
         branch.txn = txn
+        branch.flow = flow
         branch.state = BranchState.CALLING
         self.branches[txn] = (rctx, branch)
         if rctx.is_invite:
@@ -413,10 +478,11 @@ class Proxy:
         if inspect.isawaitable(hook):
             self.spawn(hook)
         status = resp.status
+        work = self.calls.response_work(rctx, branch, resp) if status > 100 else None
         if status < 200:
-            self._on_provisional(rctx, branch, resp)
+            self._on_provisional(rctx, branch, resp, work)
         elif status < 300:
-            self._on_2xx(rctx, branch, resp)
+            self._on_2xx(rctx, branch, resp, work)
         else:
             if status == 503 and branch.alternatives:
                 self._failover(rctx, branch)
@@ -428,19 +494,32 @@ class Proxy:
                 self._cancel_all(rctx)
             self._check_done(rctx)
 
-    def _on_provisional(self, rctx: ResponseContext, branch: Branch, resp: Response) -> None:
+    def _on_provisional(
+        self,
+        rctx: ResponseContext,
+        branch: Branch,
+        resp: Response,
+        work: Awaitable[None] | None = None,
+    ) -> None:
         branch.state = BranchState.PROCEEDING
         if resp.status == 100:
             return
         if rctx.is_invite:
             self._arm_timer_c(branch, rctx, self.clock())  # §16.7 step 2: reset Timer C
         if not rctx.final_sent and not rctx.server_txn.terminated:
-            self.layer.send_response(rctx.server_txn, resp, self.clock())
+            self._upstream(rctx, resp, work)
+        elif work is not None:
+            self.spawn(work)  # still tell the relay; the response itself goes nowhere
 
-    def _on_2xx(self, rctx: ResponseContext, branch: Branch, resp: Response) -> None:
+    def _on_2xx(
+        self,
+        rctx: ResponseContext,
+        branch: Branch,
+        resp: Response,
+        work: Awaitable[None] | None = None,
+    ) -> None:
         branch.state = BranchState.DONE
-        if not rctx.server_txn.terminated:
-            self.layer.send_response(rctx.server_txn, resp, self.clock())
+        self._upstream(rctx, resp, work)
         if not rctx.final_sent:
             rctx.final_sent = True
             rctx.pending_groups.clear()
@@ -482,11 +561,41 @@ class Proxy:
 
     def _send_final(self, rctx: ResponseContext, best: Response) -> None:
         rctx.final_sent = True
-        if self.security is not None and rctx.is_invite:
-            self.security.call_ended(rctx.request.call_id)  # the call failed
-        if not rctx.server_txn.terminated:
-            self.layer.send_response(rctx.server_txn, best, self.clock())
+        if rctx.is_invite:
+            if self.security is not None:
+                self.security.call_ended(rctx.request.call_id)  # the call failed
+            self.calls.failed(rctx, best.status)
+        self._upstream(rctx, best)
         self._maybe_release(rctx)
+
+    def _upstream(
+        self, rctx: ResponseContext, resp: Response, work: Awaitable[None] | None = None
+    ) -> None:
+        """Send a response upstream, after ``work`` (the relay rewriting its SDP) and after
+        every response queued before it: responses keep their order."""
+        if work is None and not rctx.outbox_busy:
+            if not rctx.server_txn.terminated:
+                self.layer.send_response(rctx.server_txn, resp, self.clock())
+            return
+        rctx.outbox.append((resp, work))
+        if not rctx.outbox_busy:
+            rctx.outbox_busy = True
+            self.spawn(self._drain_outbox(rctx))
+
+    async def _drain_outbox(self, rctx: ResponseContext) -> None:
+        try:
+            while rctx.outbox:
+                resp, work = rctx.outbox.pop(0)
+                if work is not None:
+                    try:
+                        await work
+                    except RelayError as exc:
+                        log.warning("call %s: media answer failed: %s", resp.call_id, exc)
+                if not rctx.server_txn.terminated:
+                    self.layer.send_response(rctx.server_txn, resp, self.clock())
+                self.after_async()
+        finally:
+            rctx.outbox_busy = False
 
     def _local_response(
         self, rctx: ResponseContext, status: int, reason: str | None = None
@@ -544,6 +653,7 @@ class Proxy:
             return
         self._respond(stx, 200)  # §16.10: answer the CANCEL, then cancel every branch
         rctx.cancelled = True
+        self.calls.cancelled(rctx)
         rctx.pending_groups.clear()
         self._cancel_all(rctx)
 
@@ -576,15 +686,20 @@ class Proxy:
             branch.timer_c = None
 
     def get_timer(self) -> float | None:
-        """The next Timer C deadline (stale heap entries dropped lazily)."""
+        """The next Timer C or dialog deadline (stale heap entries dropped lazily)."""
         heap = self._timer_c
         live = self._timer_c_live
         while heap and heap[0][1] not in live:
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        mine = heap[0][0] if heap else None
+        calls = self.calls.get_timer()
+        if calls is None or (mine is not None and mine <= calls):
+            return mine
+        return calls
 
     def handle_timer(self, now: float) -> None:
-        """Fire due Timer C entries (RFC 3261 §16.8)."""
+        """Fire due Timer C entries (RFC 3261 §16.8) and dialog deadlines."""
+        self.calls.handle_timer(now)
         heap = self._timer_c
         while heap and heap[0][0] <= now:
             _, key = heapq.heappop(heap)

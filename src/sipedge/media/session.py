@@ -1,0 +1,224 @@
+"""Offer, answer and delete for one call leg at a time: the proxy's view of the relay.
+
+The SDP of a message is sent to rtpengine with the flags of the leg it is going *to*
+(a WebRTC leg or a plain RTP one, see :mod:`sipedge.media.flags`) and replaced by the SDP
+rtpengine returns. The ``from-tag`` is always the tag of the side that made the offer, as
+rtpengine expects: the From tag of a request offer, the To tag of an offer in a 2xx (late
+offer, answered in the ACK).
+
+A relay error raises :class:`~sipedge.media.ng.RelayError` to the caller (the proxy then
+answers 503 for an INVITE); deletes run in the background and never raise.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..sip.message import Message
+from .bencode import Encodable
+from .flags import COMMON_FLAGS, RTP_FLAGS, WEBRTC_FLAGS, NgFlags, parse_flags
+from .ng import RelayError
+
+log = logging.getLogger("sipedge.media")
+
+Reply = Mapping[str, Any]
+
+
+class Relay(Protocol):
+    """What :class:`MediaSession` needs of :class:`~sipedge.media.rtpengine.RtpEngine`."""
+
+    async def offer(
+        self,
+        call_id: str,
+        from_tag: str,
+        sdp: str,
+        *,
+        flags: Sequence[str] = (),
+        options: Mapping[str, Encodable] | None = None,
+        via_branch: str | None = None,
+        node_set: str | None = None,
+    ) -> Reply: ...
+
+    async def answer(
+        self,
+        call_id: str,
+        from_tag: str,
+        to_tag: str,
+        sdp: str,
+        *,
+        flags: Sequence[str] = (),
+        options: Mapping[str, Encodable] | None = None,
+        via_branch: str | None = None,
+    ) -> Reply: ...
+
+    async def delete(self, call_id: str, from_tag: str, to_tag: str | None = None) -> Reply: ...
+
+    def node_of(self, call_id: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MediaProfiles:
+    """The flags of each kind of leg, built-ins replaced or extended by the config."""
+
+    webrtc: NgFlags
+    rtp: NgFlags
+
+    @classmethod
+    def from_config(cls, extra: str = "", webrtc: str = "", rtp: str = "") -> MediaProfiles:
+        """``webrtc``/``rtp`` replace the built-in leg flags when set; ``extra`` applies to
+        both (and wins over them)."""
+        common = parse_flags(COMMON_FLAGS)
+        added = parse_flags(extra)
+        return cls(
+            webrtc=common.merged(parse_flags(webrtc or WEBRTC_FLAGS)).merged(added),
+            rtp=common.merged(parse_flags(rtp or RTP_FLAGS)).merged(added),
+        )
+
+    def for_leg(self, webrtc: bool, source_ip: str | None, sdp: str) -> NgFlags:
+        """The flags for SDP going to a leg; ``received-from`` when the SDP advertises a
+        private address different from where the message came from (a NATed sender)."""
+        base = self.webrtc if webrtc else self.rtp
+        if source_ip is None or not _private_connection(sdp, source_ip):
+            return base
+        family = "IP6" if ":" in source_ip else "IP4"
+        return base.merged(NgFlags({"received-from": [family, source_ip]}))
+
+
+class MediaSession:
+    """Drive the relay for the messages of calls (see the module text)."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        profiles: MediaProfiles,
+        spawn: Callable[[Awaitable[Any]], None],
+    ) -> None:
+        self.relay = relay
+        self.profiles = profiles
+        self.spawn = spawn
+        self.counters = {"offers": 0, "answers": 0, "deletes": 0, "errors": 0}
+
+    async def offer(
+        self,
+        msg: Message,
+        *,
+        from_tag: str,
+        to_webrtc: bool,
+        source_ip: str | None,
+        via_branch: str | None = None,
+    ) -> None:
+        """Send the SDP of ``msg`` as an offer and put the relay's SDP in its place."""
+        sdp = _sdp_of(msg)
+        chosen = self.profiles.for_leg(to_webrtc, source_ip, sdp)
+        self.counters["offers"] += 1
+        reply = await self._guard(
+            self.relay.offer(
+                msg.call_id,
+                from_tag,
+                sdp,
+                flags=chosen.flags,
+                options=chosen.options,
+                via_branch=via_branch,
+            )
+        )
+        _replace_sdp(msg, reply)
+
+    async def answer(
+        self,
+        msg: Message,
+        *,
+        from_tag: str,
+        to_tag: str,
+        to_webrtc: bool,
+        source_ip: str | None,
+        via_branch: str | None = None,
+    ) -> None:
+        """Send the SDP of ``msg`` as the answer and put the relay's SDP in its place."""
+        sdp = _sdp_of(msg)
+        chosen = self.profiles.for_leg(to_webrtc, source_ip, sdp)
+        self.counters["answers"] += 1
+        reply = await self._guard(
+            self.relay.answer(
+                msg.call_id,
+                from_tag,
+                to_tag,
+                sdp,
+                flags=chosen.flags,
+                options=chosen.options,
+                via_branch=via_branch,
+            )
+        )
+        _replace_sdp(msg, reply)
+
+    def delete(self, call_id: str, from_tag: str) -> None:
+        """Delete the call on its node in the background (retried there on failure)."""
+        self.counters["deletes"] += 1
+        self.spawn(self._delete(call_id, from_tag))
+
+    async def _delete(self, call_id: str, from_tag: str) -> None:
+        try:
+            await self.relay.delete(call_id, from_tag)
+        except RelayError as exc:
+            log.warning("call %s: media delete failed (%s); retried in background", call_id, exc)
+
+    async def _guard(self, pending: Awaitable[Reply]) -> Reply:
+        try:
+            return await pending
+        except RelayError:
+            self.counters["errors"] += 1
+            raise
+
+
+def has_sdp(msg: Message) -> bool:
+    """Whether ``msg`` carries an SDP body (RFC 3264 offer or answer)."""
+    if not msg.body:
+        return False
+    ctype = msg.content_type
+    return ctype is None or ctype.split(";", 1)[0].strip().lower() == "application/sdp"
+
+
+def _sdp_of(msg: Message) -> str:
+    return msg.body.decode("utf-8", "replace")
+
+
+def _replace_sdp(msg: Message, reply: Reply) -> None:
+    sdp = reply.get("sdp")
+    if not isinstance(sdp, str):
+        raise RelayError("relay reply has no SDP")
+    msg.set_body(sdp.encode())
+
+
+def _private_connection(sdp: str, source_ip: str) -> bool:
+    """Whether the SDP's first c= address is in private or shared space and is not the
+    source address (the sender is behind NAT)."""
+    for line in sdp.splitlines():
+        if line.startswith("c="):
+            parts = line[2:].split()
+            if len(parts) < 3 or parts[2] == source_ip:
+                return False
+            try:
+                addr = ipaddress.ip_address(parts[2].split("/", 1)[0])
+            except ValueError:
+                return False
+            return any(addr in net for net in _PRIVATE if net.version == addr.version)
+    return False
+
+
+#: RFC 1918, RFC 6598 (CGNAT), RFC 6890 192.0.0.0/24, link-local, RFC 4193 ULA.
+_PRIVATE = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+    )
+)
