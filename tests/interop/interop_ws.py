@@ -90,7 +90,9 @@ class WsPorts:
     dns: int
 
 
-def ws_toml(topo: Topology, ports: WsPorts, state: Path, certs: Path, tcp: bool) -> str:
+def ws_toml(
+    topo: Topology, ports: WsPorts, state: Path, certs: Path, tcp: bool, extra: str = ""
+) -> str:
     """sipedge as registrar for WebSocket clients: UDP (+TCP when ``tcp``), WS and WSS on
     loopback, no trusted source, digest with MD5 offered last, debug logs, the resolver
     pointed at a loopback DNS server that records every question, and route "uas*" to the
@@ -127,7 +129,7 @@ timeout = 1.0
 name = "uas"
 user_prefix = "uas"
 to = "sip:{HOST}:{topo.uas};transport=udp"
-"""
+{extra}"""
 
 
 class WsProxy(ProxyProcess):
@@ -143,7 +145,9 @@ class WsProxy(ProxyProcess):
         users_db: Path,
         certs: Path,
         tcp: bool = False,
+        extra: str = "",
     ) -> None:
+        self.extra = extra
         self.ports = ports
         self.certs = certs
         self.tcp = tcp
@@ -155,7 +159,9 @@ class WsProxy(ProxyProcess):
     def _prepare(self) -> list[str]:
         self.workdir.mkdir(parents=True, exist_ok=True)
         path = self.workdir / "sipedge.toml"
-        path.write_text(ws_toml(self.topo, self.ports, self.state_dir, self.certs, self.tcp))
+        path.write_text(
+            ws_toml(self.topo, self.ports, self.state_dir, self.certs, self.tcp, self.extra)
+        )
         return [sys.executable, "-m", "sipedge", "run", "--config", str(path)]
 
     def start(self, ready_timeout: float = 8.0) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from interop_dns import DnsServer, Zone
+from interop_media import RtpEngineDaemon, media_ports
 from interop_net import PortAllocator
 from interop_proxy import Topology
 from interop_reg import add_user, sipp_client
@@ -119,9 +120,9 @@ def start_proxy(
     """start_proxy(tcp=False): a started WsProxy, stopped at teardown."""
     started: list[WsProxy] = []
 
-    def start(tcp: bool = False) -> WsProxy:
+    def start(tcp: bool = False, extra: str = "") -> WsProxy:
         ws_ports = WsPorts(ws=ports.take(), wss=ports.take(), dns=dns.port)
-        proxy = WsProxy(topo, tmp_path / "proxy", ws_ports, users_db, certs, tcp=tcp)
+        proxy = WsProxy(topo, tmp_path / "proxy", ws_ports, users_db, certs, tcp=tcp, extra=extra)
         started.append(proxy)
         proxy.start()
         return proxy
@@ -356,3 +357,58 @@ def test_large_invite_reaches_udp_only_uas_despite_tcp_listener(
     browser.command("hangup")
     browser.wait_event("ended", "failed", timeout=5)
     expect_success(diag(proxy, browser), uas)
+
+
+@pytest.fixture(scope="module")
+def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
+    if RtpEngineDaemon.binary() is None:
+        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
+    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("rtpengine")))
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+def test_browser_call_bridged_to_plain_rtp_by_rtpengine(
+    browser_ready: None,
+    rtpengine: RtpEngineDaemon,
+    start_proxy: StartProxy,
+    agents: StartAgent,
+    sipps: Sipps,
+    topo: Topology,
+) -> None:
+    """JsSIP in Chromium (DTLS-SRTP, ICE, BUNDLE) calls a plain-RTP SIPp UAS on UDP with
+    [media] on: the UAS gets an RTP/AVP offer without ICE or DTLS, the browser a
+    UDP/TLS/RTP/SAVPF answer with ICE and a DTLS fingerprint from rtpengine; rtpengine holds
+    one call with both legs, and nothing after the browser hangs up."""
+    media = f'\n[media]\nenabled = true\nnodes = ["{rtpengine.udp}"]\nping_interval = 0\n'
+    proxy = start_proxy(extra=media)
+    uas = sipps.uas("uas_call.xml", topo.uas, timeout_s=15, pause_ms=100)
+    browser = agents("jssip-browser")
+    register(browser, proxy, "wss", "alice")
+    browser.command("call", proxy.aor("uas"))
+    confirmed = browser.wait_event("confirmed", "failed", "ended", timeout=10)
+    assert confirmed["ev"] == "confirmed", diag(proxy, browser, uas)
+    held = rtpengine.calls()
+    legs = rtpengine.tags(held[0]) if len(held) == 1 else []
+    browser.command("hangup")
+    browser.wait_event("ended", "failed", timeout=8)
+    expect_success(diag(proxy, browser), uas)
+    context = diag(proxy, browser, uas)
+
+    offer = find(parse_trace(uas.read("messages.log")), sent=False, method="INVITE")[0].text
+    assert "RTP/AVP" in offer and "SAVPF" not in offer, offer
+    assert "a=ice-ufrag" not in offer and "a=fingerprint" not in offer, offer
+    in_range = [rtpengine.port_min <= p <= rtpengine.port_max for p in media_ports(offer)]
+    assert in_range and all(in_range), offer
+    answer = browser.wait_event("accepted", timeout=0)["message"]["body"] or ""
+    assert "UDP/TLS/RTP/SAVPF" in answer and "a=ice-ufrag:" in answer, answer
+    assert "a=fingerprint:sha-256" in answer and "a=candidate:" in answer, answer
+    assert "a=setup:passive" in answer and "a=rtcp-mux" in answer, answer
+    assert len(held) == 1 and len(legs) == 2, (held, legs, context)
+    deadline = time.monotonic() + 3
+    while rtpengine.calls() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rtpengine.calls() == [], context

@@ -137,3 +137,10 @@ class RtpEngineDaemon:
         calls = reply.body["calls"]
         assert isinstance(calls, list)
         return [str(c) for c in calls]
+
+    def tags(self, call_id: str) -> list[str]:
+        """The tags (call legs) rtpengine knows for ``call_id`` (ng ``query``)."""
+        body = {"command": "query", "call-id": call_id}
+        reply = udp_exchange(self.ng_udp, f"query{time.monotonic_ns()}", body)
+        tags = reply.body.get("tags", {})
+        return [str(t) for t in tags] if isinstance(tags, dict) else []

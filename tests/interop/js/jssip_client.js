@@ -17,6 +17,7 @@
       out.contact = message.getHeaders('Contact');
       out.recordRoute = message.getHeaders('Record-Route');
     }
+    out.body = message.body || null;
     return out;
   }
 
