@@ -264,6 +264,13 @@ ERRORS = [
     ("server.lisen = []", "server.lisen", "unknown key", 'did you mean "listen"?'),
     ("[servr]", "servr", "unknown section", 'did you mean "server"?'),
     ("[frobnicate]", "frobnicate", "unknown section", "known keys: server, proxy"),
+    (
+        '[[proxy.routes]]\nname = "t"\nto = "sip:192.0.2.1"\nmedia_set = "edge"',
+        "proxy.routes[0].media_set",
+        'media_set "edge" is not defined',
+        "[[media.sets]]",
+    ),
+    ('media.nodes = ["udp:relay"]', "media.nodes", "bad rtpengine node", "udp:HOST:PORT"),
     ('listen = ["udp:127.0.0.1:5060"]', "listen", "unknown key", "into the [server] section"),
     ("server = 1", "server", "expected a table", "[server] table"),
     ("proxy.record_route = 1", "proxy.record_route", "the number 1", "record_route = true"),

@@ -256,6 +256,7 @@ def load_router(
                 strip=r.strip,
                 prefix=r.prefix,
                 tls_profile=r.tls_profile,
+                media_set=r.media_set,
             )
             for r in config.proxy.routes
         )

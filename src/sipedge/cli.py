@@ -118,12 +118,14 @@ def _count(n: int, noun: str) -> str:
 
 def _register_groups() -> None:
     from sipedge.cli_cert import cert
+    from sipedge.cli_doctor import doctor
     from sipedge.cli_tunnel import tunnel
     from sipedge.cli_user import user
 
     main.add_command(user)
     main.add_command(cert)
     main.add_command(tunnel)
+    main.add_command(doctor)
 
 
 _register_groups()

@@ -173,3 +173,27 @@ def test_dead_node_neither_stalls_other_calls_nor_gets_new_ones(
     assert len(slow) <= len(arrivals) < calls, context
     assert len(fast) >= calls - len(slow) - 2, context
     assert statistics.median(times) < 150, context
+
+
+@pytest.mark.parametrize(
+    ("uac_scenario", "uas_scenario"),
+    [("md_uac_cancel.xml", "uas_cancel.xml"), ("md_uac_busy.xml", "uas_busy.xml")],
+    ids=["cancel", "busy"],
+)
+def test_calls_that_never_connect_leave_no_session(
+    uac_scenario: str,
+    uas_scenario: str,
+    rtpengine: RtpEngineDaemon,
+    start_proxy: StartProxy,
+    sipps: Sipps,
+    topo: Topology,
+) -> None:
+    """The offer reaches rtpengine; a CANCEL or a final failure deletes the session."""
+    proxy = start_proxy([rtpengine.tcp])
+    uas = sipps.uas(uas_scenario, topo.uas, timeout_s=10)
+    uac = sipps.uac(uac_scenario, topo.proxy, f"sip:uas@{HOST}:{topo.uas}", pause_ms=300)
+    expect_success(proxy.describe(), uac, uas)
+    context = proxy.describe() + uac.report() + uas.report()
+    offer = find(parse_trace(uas.read("messages.log")), sent=False, method="INVITE")[0].text
+    assert in_range(rtpengine, media_ports(offer)), offer
+    assert wait_gone(rtpengine, call_id_of(uac)), context

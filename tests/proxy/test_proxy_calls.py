@@ -11,7 +11,9 @@ from typing import Any
 from sipedge.dialog import DialogState, DialogTracker
 from sipedge.dialog.tracker import DialogSettings
 from sipedge.media.session import MediaProfiles, MediaSession
+from sipedge.proxy.default_router import DefaultRouter, DefaultRouterConfig, StaticRoute
 from sipedge.sip.message import Request, Response
+from sipedge.sip.uri import parse_uri
 
 from .calls_support import (
     SDP_A,
@@ -286,3 +288,67 @@ def test_cancelled_call_deletes_its_media() -> None:
 
     relay = run(body)
     assert relay.names() == ["offer", "delete"]
+
+
+def test_route_media_set_off_and_named_sets() -> None:
+    seen: list[str | None] = []
+
+    class SetRelay(FakeRelay):
+        async def offer(self, call_id: str, from_tag: str, sdp: str, **kw: Any) -> Any:
+            seen.append(kw.get("node_set"))
+            return await super().offer(call_id, from_tag, sdp, **kw)
+
+    for media_set, expected in (("off", []), ("edge", ["edge"]), ("", [None])):
+        seen.clear()
+
+        async def body(h: Harness, relay: FakeRelay, media_set: str = media_set) -> None:
+            rule = StaticRoute(name="r", to=(parse_uri("sip:127.0.0.1:5070"),), media_set=media_set)
+            h.proxy.router = DefaultRouter(DefaultRouterConfig(routes=(rule,)))
+            h.feed(with_sdp(invite(), SDP_A))
+            await settle()
+            fwd, _ = take_req(h, "INVITE")
+            h.feed(with_sdp(answer(fwd, 200), SDP_B), remote=("127.0.0.1", 5070))
+            await settle()
+            ok = take_resp(h, 200)
+            assert ("203.0.113.9" in body_of(ok)) == (media_set != "off")
+
+        relay = run(body, SetRelay())
+        assert seen == expected
+        assert relay.names() == ([] if media_set == "off" else ["offer", "answer"])
+
+
+def test_reinvite_from_the_callee_is_offered_with_its_own_tag() -> None:
+    async def body(h: Harness, relay: FakeRelay) -> None:
+        h.feed(with_sdp(invite(), SDP_A))
+        await settle()
+        fwd, _ = take_req(h, "INVITE")
+        h.feed(with_sdp(answer(fwd, 200), SDP_B), remote=("127.0.0.1", 5070))
+        await settle()
+        ok = take_resp(h, 200)
+        h.feed(ack_for(ok))
+        h.take()
+        rr = ok.header_list("Record-Route")
+        reinvite = (
+            "INVITE sip:alice@127.0.0.1:5061 SIP/2.0\r\n"
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKre1;rport\r\n"
+            + "".join(f"Route: {v}\r\n" for v in rr)
+            + f"From: {ok.header('To')}\r\nTo: {ok.header('From')}\r\n"
+            "Call-ID: call-1\r\nCSeq: 7 INVITE\r\nMax-Forwards: 70\r\n"
+            "Contact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        h.feed(with_sdp(reinvite, SDP_B), remote=("127.0.0.1", 5070))
+        await settle()
+        fwd2, dest = take_req(h, "INVITE")
+        assert dest.flow.remote == ("127.0.0.1", 5061) and "203.0.113.9" in body_of(fwd2)
+        h.feed(with_sdp(answer(fwd2, 200, to_tag="a1"), SDP_A))
+        await settle()
+        ok2 = take_resp(h, 200)
+        assert "203.0.113.9" in body_of(ok2)
+        d = h.proxy.calls.tracker.get("call-1;a1")
+        assert d is not None and d.callee.cseq == 7
+
+    relay = run(body)
+    assert relay.names() == ["offer", "answer", "offer", "answer"]
+    re_offer, re_answer = relay.commands[2:]
+    assert re_offer.from_tag == "b1"  # the callee offers now
+    assert (re_answer.from_tag, re_answer.to_tag) == ("b1", "a1")

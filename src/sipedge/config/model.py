@@ -94,6 +94,9 @@ class Route(Section):
     tls_profile: str = setting(
         "", 'Client TLS profile ([[tls.profiles]] name) for TLS next hops; "" = the default.'
     )
+    media_set: str = setting(
+        "", 'rtpengine set ([[media.sets]] name) for calls on this route; "off" = no relay.'
+    )
 
 
 class ProxyConfig(Section):
@@ -374,6 +377,14 @@ class Config(Section):
                 'set tls.cert and tls.key (for a test: "sipedge cert selfsigned --out-dir DIR")',
                 key="tls.cert",
             )
+        sets = {"", "off", "default", *(s.name for s in self.media.sets)}
+        for i, route in enumerate(self.proxy.routes):
+            if route.media_set not in sets:
+                raise Invalid(
+                    f'media_set "{route.media_set}" is not defined',
+                    'add a [[media.sets]] table with that name, or use "" or "off"',
+                    key=f"proxy.routes[{i}].media_set",
+                )
         names = {p.name for p in self.tls.profiles}
         for i, route in enumerate(self.proxy.routes):
             if route.tls_profile and route.tls_profile not in names:

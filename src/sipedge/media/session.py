@@ -110,8 +110,10 @@ class MediaSession:
         to_webrtc: bool,
         source_ip: str | None,
         via_branch: str | None = None,
+        node_set: str | None = None,
     ) -> None:
-        """Send the SDP of ``msg`` as an offer and put the relay's SDP in its place."""
+        """Send the SDP of ``msg`` as an offer and put the relay's SDP in its place; a new
+        call goes to a node of ``node_set`` (None: the default set)."""
         sdp = _sdp_of(msg)
         chosen = self.profiles.for_leg(to_webrtc, source_ip, sdp)
         self.counters["offers"] += 1
@@ -123,6 +125,7 @@ class MediaSession:
                 flags=chosen.flags,
                 options=chosen.options,
                 via_branch=via_branch,
+                node_set=node_set,
             )
         )
         _replace_sdp(msg, reply)

@@ -153,6 +153,8 @@ class CallControl:
         req = branch.request
         if self.media is None or branch.media_offered or req.method not in OFFER_METHODS:
             return None
+        if branch.target.media_set == "off":
+            return None
         if not has_sdp(req) or not req.from_tag:
             return None
         if req.to_tag is not None:
@@ -171,6 +173,7 @@ class CallControl:
             to_webrtc=is_webrtc(out_flow),
             source_ip=rctx.ctx.flow.remote[0],
             via_branch=branch.via_branch,
+            node_set=branch.target.media_set or None,
         )
         self._mark_media(req.call_id, req.from_tag, req.to_tag)
 
@@ -195,7 +198,8 @@ class CallControl:
                 source_ip=source,
                 via_branch=branch.via_branch,
             )
-        if resp.status >= 200 and not has_sdp(rctx.request) and self._media_call(rctx):
+        late = resp.status >= 200 and not has_sdp(rctx.request)
+        if late and branch.target.media_set != "off" and self._media_call(rctx):
             return self._late_offer(resp, to_webrtc, source)
         return None
 

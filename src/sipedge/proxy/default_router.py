@@ -42,6 +42,7 @@ class StaticRoute:
     strip: int = 0
     prefix: str = ""
     tls_profile: str = ""
+    media_set: str = ""
 
     def matches(self, uri: URI) -> bool:
         """Whether the Request-URI ``uri`` matches this rule."""
@@ -265,4 +266,7 @@ def _rule_targets(rule: StaticRoute, uri: URI) -> list[Target]:
     if rule.strip or rule.prefix:
         new_uri = uri.copy()
         new_uri.user = rule.prefix + (uri.user or "")[rule.strip :]
-    return [Target(uri=new_uri, dst=dst, tls_profile=rule.tls_profile) for dst in rule.to]
+    return [
+        Target(uri=new_uri, dst=dst, tls_profile=rule.tls_profile, media_set=rule.media_set)
+        for dst in rule.to
+    ]

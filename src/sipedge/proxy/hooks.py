@@ -40,6 +40,8 @@ class Target:
     outbound: bool = False
     #: Client TLS profile for a TLS next hop ("" = the default profile).
     tls_profile: str = ""
+    #: rtpengine node set for this branch's media ("" = the default set, "off" = no relay).
+    media_set: str = ""
 
 
 @dataclass(frozen=True, slots=True)
