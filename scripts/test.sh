@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 JS_APT="chromium"
 command -v node >/dev/null 2>&1 || JS_APT="$JS_APT nodejs"
 command -v npm >/dev/null 2>&1 || JS_APT="$JS_APT npm"
-SIPEDGE_APT="sip-tester baresip-core stunnel4 rtpengine-daemon socat iproute2 iptables $JS_APT ${SIPEDGE_APT:-}" SIPEDGE_EXTRAS="fast,dev" bash scripts/setup.sh
+SIPEDGE_APT="sip-tester baresip-core stunnel4 rtpengine-daemon socat iproute2 iptables redis-server pacemaker corosync pacemaker-cli-utils resource-agents libxml2-utils $JS_APT ${SIPEDGE_APT:-}" SIPEDGE_EXTRAS="fast,dev,docs" bash scripts/setup.sh
 
 # npm packages of tests/interop/js (pinned by its package-lock.json; postinstall bundles
 # jssip): only when node_modules is missing or the lock file changed since the last install.
@@ -30,3 +30,7 @@ echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
 .venv/bin/python -m pytest -q "$@"
+echo "== docs (mkdocs build --strict)"
+site_dir=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site_dir"
+rm -rf "$site_dir"

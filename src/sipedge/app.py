@@ -20,15 +20,19 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .app_media import build_calls
 from .auth import Authenticator, SqliteCredentialStore
 from .config import Config
 from .config.values import Listen
+from .ha.wiring import node_registrar, shared_state
+from .mgmt.server import ManagementServer, start_management
+from .nat.pinger import NatPinger
+from .nat.policy import NatTraversal
+from .nat.setup import build_nat, build_pinger, pings_answered
 from .proxy.core import Proxy, ProxySettings
 from .proxy.default_router import DefaultRouter, DefaultRouterConfig, StaticRoute
-from .proxy.flowtoken import FlowTokens
 from .proxy.hooks import Router
 from .proxy.routing import Identity, Interface
 from .proxy.targets import LocalListener, Locator
@@ -42,14 +46,19 @@ from .security import (
     Security,
 )
 from .security import SecurityConfig as SecurityRules
+from .security.bans import BanList
 from .sip.parser import Limits
 from .sip.transaction.timers import TimerConfig
 from .sip.uri import parse_uri
-from .transport.base import TransportConfig, TransportError
+from .transport.base import Flow, TransportConfig, TransportError
 from .transport.dns import Resolver
 from .transport.manager import TransportManager
 from .transport.tls import ServerTls, TlsClientConfig, TlsServerConfig
 from .transport.ws import WsConfig
+
+if TYPE_CHECKING:
+    from .ha.paths import NodeLocationStore
+    from .proxy.flowtoken import FlowTokens
 
 log = logging.getLogger("sipedge")
 
@@ -63,15 +72,19 @@ class App:
         c = config
         self.layer = _layer(c)
         self.engine = Engine(self.layer, self.loop, _limits(c))
-        self.transport = TransportManager(self.engine.on_message, _transport_config(c))
+        receive = self._receive if pings_answered(c) else self.engine.on_message
+        self.transport = TransportManager(receive, _transport_config(c))
+        self.pinger: NatPinger | None = None
         self.engine.transport = self.transport
         self.listeners: list[LocalListener] = []
         self.proxy: Proxy | None = None
-        self.location: MemoryLocationStore | None = None
+        self.location: MemoryLocationStore | NodeLocationStore | None = None
         self.security: Security | None = None
         self._background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
-        calls = build_calls(config, self.engine.spawn)
+        self.mgmt: ManagementServer | None = None
+        self.shared = shared_state(config, self.loop.time)
+        calls = build_calls(config, self.engine.spawn, self.shared.dialogs if self.shared else None)
         self.dialogs = calls.dialogs
         self.relay = calls.relay
         self.media = calls.media
@@ -79,6 +92,8 @@ class App:
     async def start(self) -> None:
         """Bind every listener and build the proxy."""
         c = self.config
+        if self.shared is not None:  # bans and dialogs of the node we take over from
+            await self.shared.start(self.dialogs)
         server_tls = (
             _server_tls(c) if any(x.proto in ("tls", "wss") for x in c.server.listen) else None
         )
@@ -101,15 +116,17 @@ class App:
             max_entries=c.dns.cache_size,
         )
         locator = Locator(self.listeners, resolver)
-        registrar, auth = self._features(identity)
-        security = _security(c, self.loop) if c.security.enabled else None
+        tokens, nat = build_nat(c)
+        registrar, auth = self._features(identity, tokens)
+        bans = self.shared.bans if self.shared is not None else None
+        security = _security(c, self.loop, bans) if c.security.enabled else None
         self.security = security
         self.engine.bans = security
         proxy = Proxy(
             layer=self.layer,
             locator=locator,
             identity=identity,
-            router=load_router(c, registrar, auth, security),
+            router=load_router(c, registrar, auth, security, nat),
             settings=ProxySettings(
                 record_route=c.proxy.record_route,
                 double_record_route=c.proxy.double_record_route,
@@ -121,11 +138,14 @@ class App:
             spawn=self.engine.spawn,
             is_trusted=trust_checker(c.server.trusted),
             flow_alive=self.transport.flow_alive,
-            tokens=FlowTokens(),
+            tokens=tokens,
             security=security,
             dialogs=self.dialogs,
             media=self.media,
+            nat=nat,
         )
+        if registrar is not None:
+            self._start_pinger(registrar, locator)
         proxy.after_async = self.engine.pump
         if self.relay is not None:
             await self.relay.start()
@@ -135,27 +155,56 @@ class App:
             str(Listen(x.iface.transport, x.bound[0], x.bound[1])) for x in self.listeners
         )
         log.info("sipedge listening on %s", names)
+        self.mgmt = await start_management(self)
 
-    def _features(self, identity: Identity) -> tuple[Registrar | None, Authenticator | None]:
+    def _start_pinger(self, registrar: Registrar, locator: Locator) -> None:
+        """NAT keepalives to the registrar's UDP bindings ([nat] keepalive)."""
+        self.pinger = build_pinger(
+            self.config,
+            self.location,
+            send=self.transport.send,
+            clock=registrar.clock,
+            via_for=lambda flow: locator.interface_of(flow).via_host(),
+            remove=registrar.remove_binding,
+        )
+        if self.pinger is not None:
+            self._background.append(self.loop.create_task(self.pinger.run()))
+
+    def _receive(self, data: bytes, flow: Flow) -> None:
+        """Transport input: answers to our NAT keepalives stop here, the rest goes on."""
+        pinger = self.pinger
+        if pinger is None or not pinger.claim(data, flow):
+            self.engine.on_message(data, flow)
+
+    def _features(
+        self, identity: Identity, tokens: FlowTokens
+    ) -> tuple[Registrar | None, Authenticator | None]:
         """The registrar and the authenticator, with their stores under state_dir."""
         c = self.config
         state = Path(c.server.state_dir)
-        registrar = None
+        registrar: Registrar | None = None
         if c.registrar.enabled:
             if c.registrar.persist:
                 state.mkdir(parents=True, exist_ok=True)
-            self.location = MemoryLocationStore(
-                state / "location.db" if c.registrar.persist else None
+            policy = RegistrarPolicy(
+                min_expires=c.registrar.min_expires,
+                max_expires=c.registrar.max_expires,
+                default_expires=c.registrar.default_expires,
+                max_contacts=c.registrar.max_contacts,
             )
-            registrar = Registrar(
-                self.location,
-                RegistrarPolicy(
-                    min_expires=c.registrar.min_expires,
-                    max_expires=c.registrar.max_expires,
-                    default_expires=c.registrar.default_expires,
-                    max_contacts=c.registrar.max_contacts,
-                ),
-            )
+            if self.shared is not None:  # HA: shared bindings, reachable from every node
+                self.location, registrar = node_registrar(
+                    c,
+                    self.shared,
+                    identity=identity,
+                    listeners=self.listeners,
+                    tokens=tokens,
+                    policy=policy,
+                )
+            else:
+                path = state / "location.db" if c.registrar.persist else None
+                self.location = MemoryLocationStore(path)
+                registrar = Registrar(self.location, policy)
             self._background.append(self.loop.create_task(_expire_loop(registrar)))
         users = SqliteCredentialStore(c.auth.users_db or state / "users.db")
         realm = c.auth.realm or (
@@ -191,6 +240,8 @@ class App:
         deadline = self.loop.time() + grace
         while self.engine.busy and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
+        if self.mgmt is not None:
+            await self.mgmt.close()
         for task in self._background:
             task.cancel()
         self.engine.close()
@@ -199,6 +250,8 @@ class App:
             await self.relay.close()
         if self.location is not None:
             self.location.close()
+        if self.shared is not None:
+            await self.shared.close()
 
 
 async def serve(config: Config, ready: Callable[[App], None] | None = None) -> None:
@@ -243,6 +296,7 @@ def load_router(
     registrar: Registrar | None = None,
     auth: Authenticator | None = None,
     security: Security | None = None,
+    nat: NatTraversal | None = None,
 ) -> Router:
     """The router named by ``server.router`` ("module:Class"), else the default one."""
     spec = config.server.router
@@ -269,6 +323,8 @@ def load_router(
                 auth=auth,
                 security=security,
                 clock=asyncio.get_running_loop().time,
+                hide_users=config.security.hide_user_existence,
+                nat=nat,
             )
         )
     module_name, _, cls_name = spec.partition(":")
@@ -371,7 +427,7 @@ def _ws_config(c: Config) -> WsConfig:
     )
 
 
-def _security(c: Config, loop: asyncio.AbstractEventLoop) -> Security:
+def _security(c: Config, loop: asyncio.AbstractEventLoop, bans: BanList | None = None) -> Security:
     """Scanner rules, flood detection, bans and fraud limits from ``[security]``."""
     sc = c.security
 
@@ -407,6 +463,7 @@ def _security(c: Config, loop: asyncio.AbstractEventLoop) -> Security:
             fraud=fraud,
             never_ban=tuple(str(n) for n in c.server.trusted),
         ),
+        bans=bans,
         clock=loop.time,
     )
 

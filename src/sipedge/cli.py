@@ -118,7 +118,10 @@ def _count(n: int, noun: str) -> str:
 
 def _register_groups() -> None:
     from sipedge.cli_cert import cert
+    from sipedge.cli_ctl import ctl
     from sipedge.cli_doctor import doctor
+    from sipedge.cli_ha import ha
+    from sipedge.cli_install import systemd_unit
     from sipedge.cli_tunnel import tunnel
     from sipedge.cli_user import user
 
@@ -126,6 +129,9 @@ def _register_groups() -> None:
     main.add_command(cert)
     main.add_command(tunnel)
     main.add_command(doctor)
+    main.add_command(systemd_unit)
+    main.add_command(ctl)
+    main.add_command(ha)
 
 
 _register_groups()

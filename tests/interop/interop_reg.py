@@ -57,6 +57,8 @@ min_expires = 1
 auth_max_failures = 1000
 auth_user_max_failures = 1000
 flood_density = 1000
+# Issue 4's distinction (404 unknown, 480 no binding) for untrusted callers too.
+hide_user_existence = false
 """
 
 

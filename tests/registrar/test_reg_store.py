@@ -244,3 +244,33 @@ def test_persistent_replace_is_fast(tmp_path: Path) -> None:
     store.close()
     print(f"persistent replace: {per_write * 1e6:.0f} us per REGISTER")
     assert per_write < 0.02
+
+
+def test_nat_flag_survives_a_restart_and_old_files_gain_the_column(tmp_path: Path) -> None:
+    db = tmp_path / "location.db"
+    old = sqlite3.connect(str(db))  # a file written before the nat column existed
+    old.execute(
+        "CREATE TABLE bindings (aor TEXT NOT NULL, contact TEXT NOT NULL,"
+        " expires_at REAL NOT NULL, q REAL NOT NULL, call_id TEXT NOT NULL,"
+        " cseq INTEGER NOT NULL, instance TEXT, reg_id INTEGER, path TEXT,"
+        " transport TEXT NOT NULL, local_ip TEXT NOT NULL, local_port INTEGER NOT NULL,"
+        " remote_ip TEXT NOT NULL, remote_port INTEGER NOT NULL, conn_id INTEGER,"
+        " user_agent TEXT, registered_at REAL NOT NULL)"
+    )
+    old.execute(
+        "INSERT INTO bindings VALUES (?, 'sip:bob@198.51.100.9', ?, 1.0, 'c', 1, NULL, NULL,"
+        " NULL, 'udp', '127.0.0.1', 5060, '198.51.100.9', 5060, NULL, NULL, ?)",
+        (B, T0 + 100, T0),
+    )
+    old.commit()
+    old.close()
+    natted = b(A, "sip:alice@192.168.1.20:5060", T0 + 100, nat=True)
+    store = MemoryLocationStore(db, clock=lambda: T0)
+    (legacy,) = run(store.lookup(B))
+    assert legacy.nat is False
+    run(store.replace(A, [natted]))
+    store.close()
+    again = MemoryLocationStore(db, clock=lambda: T0)
+    (back,) = run(again.lookup(A))
+    assert back.nat is True and back.reached_by_flow
+    again.close()

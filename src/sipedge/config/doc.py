@@ -29,8 +29,8 @@ validates a file and lists every problem at once, each as `key: problem; fix: wh
 `sipedge run --listen PROTO:HOST:PORT` (repeatable) replaces `server.listen`;
 `--log-level` and `--log-format` replace `server.log_level` and `server.log_format`.
 
-A listener is `PROTO:HOST:PORT` with PROTO one of `udp`, `tcp` and HOST an IP address,
-IPv6 in brackets: `udp:[::1]:5060`.
+A listener is `PROTO:HOST:PORT` with PROTO one of `udp`, `tcp`, `tls`, `ws`, `wss` and HOST
+an IP address, IPv6 in brackets: `udp:[::1]:5060`.
 """
 
 _SCALARS = {bool: "boolean", int: "integer", float: "float", str: "string"}

@@ -13,8 +13,11 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, Field, model_validator
 
+from .api import ApiConfig
 from .base import Section, setting
+from .ha import HaConfig
 from .media import DialogConfig, MediaConfig
+from .nat import NatConfig
 from .values import (
     IP,
     Domain,
@@ -328,6 +331,9 @@ class SecurityConfig(Section):
     rules_file: str = setting("", 'Operator rule file (TOML); "" = the shipped rules only.')
     default_rules: bool = setting(True, "Apply the shipped scanner rules.")
     dry_run: bool = setting(False, "Report what the rules would block without acting.")
+    hide_user_existence: bool = setting(
+        True, "Untrusted callers get 404 for a known user without binding too (not 480)."
+    )
     flood_window: float = setting(2.0, "Seconds per flood sampling unit (pike).", gt=0.0)
     flood_density: int = setting(
         30,
@@ -366,7 +372,10 @@ class Config(Section):
     ws: WsConfig = Field(default_factory=WsConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     media: MediaConfig = Field(default_factory=MediaConfig)
+    nat: NatConfig = Field(default_factory=NatConfig)
     dialog: DialogConfig = Field(default_factory=DialogConfig)
+    ha: HaConfig = Field(default_factory=HaConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @model_validator(mode="after")
     def _tls_listeners_have_certificates(self) -> Config:

@@ -116,6 +116,8 @@ class NodeStatus:
     timeouts: int
     failures: int
     retransmits: int
+    #: Smoothed round-trip time of answered commands, seconds (None before the first).
+    rtt: float | None = None
 
 
 class MediaRelay(Protocol):
@@ -388,6 +390,7 @@ class _Node:
         self.health = NodeHealth(config.disable_time, probe=config.ping_interval > 0)
         self.commands = 0
         self.timeouts = 0
+        self.rtt: float | None = None
         self._cookies = cookies
         self._timeout = config.timeout
 
@@ -396,6 +399,7 @@ class _Node:
         loop = asyncio.get_running_loop()
         cookie = self._cookies.next()
         self.commands += 1
+        started = loop.time()
         try:
             message = await self.link.exchange(
                 cookie, encode_message(cookie, body), loop.time() + self._timeout
@@ -406,7 +410,10 @@ class _Node:
                 log.warning("rtpengine %s disabled: %s", self.spec.label, exc)
             self.health.failed(loop.time())
             raise
-        self.health.succeeded(loop.time())
+        now = loop.time()
+        self.health.succeeded(now)
+        sample = now - started  # RFC 6298-style smoothing, alpha 1/8
+        self.rtt = sample if self.rtt is None else self.rtt + (sample - self.rtt) / 8
         try:
             return check_reply(message)
         except ParseError as exc:  # no usable result: treated like an error result
@@ -422,6 +429,7 @@ class _Node:
             self.timeouts,
             self.health.failures,
             self.link.retransmits,
+            self.rtt,
         )
 
 

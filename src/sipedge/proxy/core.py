@@ -31,6 +31,8 @@ from typing import Any
 from ..dialog import Dialog, DialogTracker
 from ..media.ng import RelayError
 from ..media.session import MediaSession
+from ..nat.addresses import is_private, same_ip
+from ..nat.policy import NatTraversal
 from ..security import Action, Security, Verdict
 from ..sip.build import build_response
 from ..sip.errors import ParseError
@@ -102,7 +104,9 @@ class Proxy:
         security: Security | None = None,
         dialogs: DialogTracker | None = None,
         media: MediaSession | None = None,
+        nat: NatTraversal | None = None,
     ) -> None:
+        self.nat = nat  # NAT traversal ([nat]); None = off
         self.layer = layer
         self.locator = locator
         self.identity = identity
@@ -233,6 +237,8 @@ class Proxy:
         if req.to_tag is not None:
             self.calls.request_seen(req)
         try:
+            if self.nat is not None:
+                self.nat.on_request(req, flow)  # Contact/SDP of a NATed sender
             self._route_request(req, flow, stx)
         except ParseError as exc:
             log.info("call %s: %s", req.call_id, exc.reason)
@@ -402,12 +408,15 @@ class Proxy:
         self, rctx: ResponseContext, out_iface: Interface, out_flow: Flow | None
     ) -> list[str]:
         """Record-Route entries, top first: one per interface (RFC 5658), each facing a
-        client that is reachable only over its own flow carrying that flow's token."""
+        client that is reachable only over its own flow carrying that flow's token. A
+        NATed UDP caller's token always gets an entry of its own (two entries), so the
+        direction of a later request never depends on its NAT binding staying the same."""
         in_flow = rctx.ctx.flow
         in_iface = self.locator.interface_of(in_flow)
-        in_token = self.tokens.encode(in_flow) if in_flow.is_stream else None
+        nat_in = self.nat is not None and self.nat.wants_token(rctx.request, in_flow)
+        in_token = self.tokens.encode(in_flow) if in_flow.is_stream or nat_in else None
         out_token = self.tokens.encode(out_flow) if out_flow is not None else None
-        if in_iface == out_iface and out_token is None:
+        if in_iface == out_iface and out_token is None and not nat_in:
             return [in_iface.rr_uri(user=in_token)]
         if in_iface == out_iface and not self.settings.double_record_route and not in_token:
             return [in_iface.rr_uri(user=out_token)]
@@ -474,6 +483,8 @@ class Proxy:
         if len(resp.vias) < 2:
             return  # §16.7 step 3: no Via left for upstream; it was for us alone
         resp.pop_via()
+        if self.nat is not None:
+            self.nat.on_response(resp, branch, self._records_route(rctx))  # NATed callee
         hook = self.router.on_reply(rctx.ctx, branch.info, resp)
         if inspect.isawaitable(hook):
             self.spawn(hook)
@@ -748,9 +759,21 @@ def with_udp_fallback(hop: Hop, targets: list[Addr], asked: str | None) -> list[
 
 
 def fix_via(req: Request, flow: Flow) -> None:
-    """RFC 3261 §18.2.1 and RFC 3581 §4: add received (and fill rport) to the top Via."""
+    """RFC 3261 §18.2.1 and RFC 3581 §4: add received (and fill rport) to the top Via.
+
+    A UDP sender whose sent-by is a private address other than its source is behind a
+    NAT: it is answered as if it had asked for rport (Kamailio's ``force_rport``), since
+    only the source port of its NAT binding reaches it.
+    """
     via = req.vias[0]
     src_ip, src_port = flow.remote
+    if (
+        via.rport is None
+        and flow.transport == "udp"
+        and is_private(via.host)
+        and not same_ip(via.host, src_ip)
+    ):
+        via.params.set("rport", None)
     if via.rport is not None:
         via.set_rport(src_port)
         via.set_received(src_ip)

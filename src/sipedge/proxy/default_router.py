@@ -14,6 +14,11 @@ Policy (never an open relay), in the order an operator of kamailio.cfg would wri
    ``default_upstream`` (e.g. a PBX), else 404 for an unknown user and 480 for a known
    user with no binding;
 6. a trusted or authenticated caller may reach any other domain; anyone else gets 403.
+
+With NAT traversal on (``nat``), a REGISTER from a NATed client is saved with its flow
+(requests for it then go there, not to its private Contact), and a REGISTER relayed to
+another registrar gets our Path entry carrying its flow token (RFC 3327), added in
+``on_branch`` where the interface it leaves on is known.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..sip.uri import URI
-from .hooks import BaseRouter, Decision, Relay, RequestContext, Respond, Target
+from .hooks import BaseRouter, BranchInfo, Decision, Relay, RequestContext, Respond, Target
 
 if TYPE_CHECKING:
     from ..sip.message import Request
@@ -88,7 +93,9 @@ class RegisterOutcomeLike(Protocol):
 class RegistrarService(Protocol):
     """The registrar (implemented by :class:`sipedge.registrar.location.Registrar`)."""
 
-    async def register(self, req: Request, flow: Flow) -> RegisterOutcomeLike: ...
+    async def register(
+        self, req: Request, flow: Flow, *, nat: bool = False
+    ) -> RegisterOutcomeLike: ...
 
     async def targets(self, aor: str) -> list[Target]: ...
 
@@ -119,6 +126,14 @@ class VerdictLike(Protocol):
     def reason(self) -> str | None: ...
 
 
+class NatService(Protocol):
+    """NAT traversal (implemented by :class:`sipedge.nat.policy.NatTraversal`)."""
+
+    def signalling_nated(self, msg: Request, flow: Flow) -> bool: ...
+
+    def add_path(self, out: Request, received: Request, flow: Flow) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class DefaultRouterConfig:
     """What the default router needs from the config and the app."""
@@ -130,6 +145,10 @@ class DefaultRouterConfig:
     security: SecurityService | None = None
     clock: Callable[[], float] = time.monotonic
     extra: dict[str, object] = field(default_factory=dict)
+    nat: NatService | None = None
+    #: Untrusted callers get the same 404 for a user without binding as for no such user
+    #: (no user enumeration); trusted peers still get 480 vs 404 (RFC 3261 §21.4.18/§21.4.4).
+    hide_users: bool = True
 
 
 NO_CHALLENGE = frozenset({"ACK", "CANCEL"})
@@ -140,6 +159,14 @@ class DefaultRouter(BaseRouter):
 
     def __init__(self, config: DefaultRouterConfig) -> None:
         self.config = config
+
+    def on_branch(self, ctx: RequestContext, branch: BranchInfo) -> Awaitable[None] | None:
+        """A REGISTER relayed to another registrar from a NATed or stream client gets our
+        Path entry with its flow token (RFC 3327 §5.2; see :meth:`NatService.add_path`)."""
+        nat = self.config.nat
+        if nat is not None and ctx.request.method == "REGISTER":
+            nat.add_path(branch.request, ctx.request, ctx.flow)
+        return None
 
     def on_request(self, ctx: RequestContext) -> Decision | Awaitable[Decision]:
         decision = self.fast_path(ctx)
@@ -219,7 +246,9 @@ class DefaultRouter(BaseRouter):
             if not result.ok:
                 self._count_failure(ctx, result, req.to.uri.user)
                 return Respond(result.status, None, result.headers)
-        outcome = await registrar.register(req, ctx.flow)
+        nat = self.config.nat
+        behind_nat = nat is not None and nat.signalling_nated(req, ctx.flow)
+        outcome = await registrar.register(req, ctx.flow, nat=behind_nat)
         return Respond(outcome.status, outcome.reason, outcome.headers)
 
     async def _to_local_user(
@@ -233,6 +262,8 @@ class DefaultRouter(BaseRouter):
             return Relay(targets)
         if self._static_rule(uri) is not None or self.config.default_upstream is not None:
             return None  # let the static route or the upstream PBX handle it
+        if self.config.hide_users and not ctx.trusted:
+            return Respond(404)
         auth = self.config.auth
         if auth is not None and not await auth.user_exists(uri.user):
             return Respond(404)

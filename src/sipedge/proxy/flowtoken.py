@@ -1,13 +1,21 @@
 """Flow tokens: the connection a client is reachable on, carried in our Record-Route.
 
-A WebSocket or TCP client (and, later, a client behind NAT) can only be reached over the
-flow it opened (RFC 5626 §5.3, RFC 7118 §5). When such a client sends a dialog-forming
-request, the Record-Route entry that faces it carries a token naming that flow in its user
-part. A sequential request that comes back through that entry from the other side of the
-dialog is sent over the flow, never to the client's ``.invalid`` Contact host.
+A WebSocket or TCP client, and a UDP client behind NAT, can only be reached over the flow
+it opened (RFC 5626 §5.3, RFC 7118 §5; for UDP, the NAT binding its requests created).
+When such a client sends a dialog-forming request, the Record-Route entry that faces it
+carries a token naming that flow in its user part. A sequential request that comes back
+through that entry from the other side of the dialog is sent over the flow, never to the
+client's ``.invalid`` or private Contact host.
+
+The same token goes into the Path entry sipedge adds to a REGISTER it relays to another
+registrar (RFC 3327), so that registrar's requests come back through the right flow.
 
 The token is signed (HMAC-SHA256, truncated) so a peer cannot forge one to reach another
-client's connection, and it is self-contained: no per-dialog state is kept.
+client's connection or an arbitrary host (never an open relay), and it is self-contained:
+no per-dialog state is kept. :meth:`FlowTokens.looks_like` tells a token that fails the
+check (forged, or signed by another secret) from an ordinary user part, so that such a
+request can be refused. Nodes that must accept each other's tokens (a cluster, or dialogs
+that outlive a restart) share the ``secret``.
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ class FlowTokens:
         mac = hmac.new(self._secret, text, hashlib.sha256).digest()[:_MAC_BYTES]
         raw = base64.b32encode(mac + text).decode().rstrip("=").lower()
         return _PREFIX + raw
+
+    @staticmethod
+    def looks_like(user: str) -> bool:
+        """Whether a URI user part has the form of a token (valid or not)."""
+        return user.startswith(_PREFIX)
 
     def decode(self, token: str) -> Flow | None:
         """The flow a token names, or None when it is not one of ours (or forged)."""

@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..sip.errors import ParseError
 from ..sip.hdr.nameaddr import NameAddr
 from ..sip.message import Request
 from ..sip.uri import URI
@@ -134,7 +135,11 @@ def preprocess_routes(
     """RFC 3261 §16.4: undo a strict router's rewrite, then pop our own Route entries.
 
     A flow token in a popped entry (see :mod:`sipedge.proxy.flowtoken`) that names another
-    flow than ``came_on`` becomes :attr:`RouteInfo.flow`.
+    flow than ``came_on`` becomes :attr:`RouteInfo.flow`. When two entries were popped
+    (RFC 5658), only the second one faces the destination (the first faces the sender,
+    whose own token may name an older flow of it), so only its token counts. An entry
+    whose user part looks like a token but fails its signature is refused: ParseError
+    with status 403, never a relay to whatever the forged token names.
     """
     info = RouteInfo()
     if req.routes and me.is_myself(req.uri) and req.uri.lr:
@@ -151,10 +156,15 @@ def preprocess_routes(
         # RFC 5658: the second of our entries names the interface to send on.
         info.out_iface = me.interface_for(popped[1].uri)
     if tokens is not None:
-        for entry in popped:
+        for i, entry in enumerate(popped):
             user = entry.uri.user
-            flow = tokens.decode(user) if user else None
-            if flow is not None and not same_flow(flow, came_on):
+            if not user or not tokens.looks_like(user):
+                continue
+            flow = tokens.decode(user)
+            if flow is None:
+                raise ParseError("invalid flow token in Route", 403)
+            facing_sender = i == 0 and len(popped) == 2
+            if not facing_sender and not same_flow(flow, came_on):
                 info.flow = flow
     return info
 

@@ -25,7 +25,9 @@ class Binding:
     ``+sip.instance`` value as written (quotes included) and ``reg_id`` the ``reg-id``
     (RFC 5626 §4.2); ``path`` the Path values of the REGISTER, top first (RFC 3327 §5.3).
     ``transport``, ``local``, ``remote`` and ``conn_id`` are the fields of the
-    :class:`~sipedge.transport.base.Flow` (see :attr:`flow`).
+    :class:`~sipedge.transport.base.Flow` (see :attr:`flow`). ``nat`` is set when the
+    REGISTER came from behind a NAT (:mod:`sipedge.nat.detect`): requests then go to that
+    flow, not to the Contact, and the 200 reports it as ``received``.
     """
 
     aor: str
@@ -43,6 +45,7 @@ class Binding:
     conn_id: int | None = None
     user_agent: str | None = None
     registered_at: float = 0.0
+    nat: bool = False
 
     @property
     def flow(self) -> Flow:
@@ -54,6 +57,13 @@ class Binding:
         """The source ``ip:port`` of that REGISTER (``[v6]:port`` for IPv6)."""
         ip, port = self.remote
         return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+    @property
+    def reached_by_flow(self) -> bool:
+        """Whether requests go over the stored flow rather than to the Contact: a stream
+        connection, an RFC 5626 Outbound flow or a NATed client (RFC 5626 §5.3), unless a
+        Path names the proxy that does it for us (RFC 3327 §5.3)."""
+        return (self.conn_id is not None or self.outbound or self.nat) and not self.path
 
     @property
     def outbound(self) -> bool:

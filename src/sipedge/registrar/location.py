@@ -72,8 +72,14 @@ class Registrar:
         """The AOR key of ``uri`` (see :func:`sipedge.registrar.service.aor_of`)."""
         return aor_of(uri)
 
-    async def register(self, req: Request, flow: Flow) -> RegisterOutcome:
-        """Answer a REGISTER that arrived on ``flow`` and store its bindings.
+    def policy_for(self, flow: Flow) -> RegistrarPolicy:
+        """The policy for a REGISTER that came on ``flow`` (a hook: a subclass may grant
+        stream clients shorter registrations, see :mod:`sipedge.ha.registrar`)."""
+        return self.policy
+
+    async def register(self, req: Request, flow: Flow, *, nat: bool = False) -> RegisterOutcome:
+        """Answer a REGISTER that arrived on ``flow`` and store its bindings; ``nat`` says
+        its sender is behind a NAT (its bindings are then reached over ``flow``).
 
         A store failure gives 500 with nothing changed (RFC 3261 §10.3 step 7).
         """
@@ -84,7 +90,8 @@ class Registrar:
         async with self._locks.hold(aor):
             try:
                 existing = await self.store.lookup(aor)
-                outcome = apply_register(req, existing, flow, self.clock(), self.policy)
+                policy = self.policy_for(flow)
+                outcome = apply_register(req, existing, flow, self.clock(), policy, nat=nat)
                 if outcome.bindings is not None:
                     await self.store.replace(aor, outcome.bindings)
             except StoreError:
@@ -102,7 +109,8 @@ class Registrar:
         """One Target per live binding of ``aor``, highest q first; [] when none.
 
         ``uri`` is the Contact; with a stored Path (RFC 3327 §5.3) ``routes`` holds the
-        Path values to preload as Route headers and ``dst`` the first one's URI.
+        Path values to preload as Route headers and ``dst`` the first one's URI. A binding
+        reached by its flow (see :attr:`Binding.reached_by_flow`) carries that flow.
         """
         targets = []
         for b in await self.bindings(aor):
@@ -111,13 +119,27 @@ class Registrar:
                 dst = parse_name_addr(b.path[0]).uri if b.path else None
             except ParseError:
                 continue  # unreadable stored data: skip this binding
-            # A client on a stream (TCP, TLS, WS, WSS) or an Outbound flow is reached over
-            # the connection it registered on (RFC 5626 §5.3, RFC 7118 §5).
-            flow = b.flow if (b.conn_id is not None or b.outbound) and not b.path else None
+            # A client on a stream (TCP, TLS, WS, WSS), an Outbound flow or behind a NAT is
+            # reached over the flow it registered on (RFC 5626 §5.3, RFC 7118 §5).
+            flow = b.flow if b.reached_by_flow else None
             targets.append(
                 Target(uri=uri, dst=dst, q=b.q, routes=b.path, flow=flow, outbound=b.outbound)
             )
         return targets
+
+    async def remove_binding(self, binding: Binding) -> bool:
+        """Remove ``binding`` if it is still stored unchanged (not refreshed since it was
+        read), e.g. after its NAT keepalives went unanswered. Whether it was removed."""
+        async with self._locks.hold(binding.aor):
+            try:
+                current = await self.store.lookup(binding.aor)
+                keep = [b for b in current if b != binding]
+                if len(keep) == len(current):
+                    return False
+                await self.store.replace(binding.aor, keep)
+            except StoreError:
+                return False
+        return True
 
     async def expire(self, now: float) -> list[Binding]:
         """Remove and return the bindings expired at ``now`` (run this periodically)."""

@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..nat.rewrite import received_uri
 from ..sip.errors import ParseError
 from ..sip.hdr.nameaddr import NameAddr
 from ..sip.message import Request
@@ -110,16 +111,19 @@ def apply_register(
     flow: Flow,
     now: float,
     policy: RegistrarPolicy,
+    *,
+    nat: bool = False,
 ) -> RegisterOutcome:
     """Process a REGISTER against the AOR's ``existing`` bindings (RFC 3261 §10.3 6-8).
 
     The AOR is taken from the To URI. Every check runs before any binding changes: a
     request that fails (400, 403, 416, 420, 423) leaves the bindings as they were
     (§10.3 step 7: all updates or none). On success the 200 lists every current binding
-    with its remaining ``expires`` (step 8).
+    with its remaining ``expires`` (step 8). ``nat`` marks the bindings it writes as
+    behind a NAT (reached over ``flow``; the 200 shows ``received`` on them).
     """
     try:
-        return _register(req, existing, flow, now, policy)
+        return _register(req, existing, flow, now, policy, nat)
     except _Reject as r:
         return RegisterOutcome(r.status, r.reason, r.headers)
     except ParseError as exc:
@@ -127,7 +131,12 @@ def apply_register(
 
 
 def _register(
-    req: Request, existing: list[Binding], flow: Flow, now: float, policy: RegistrarPolicy
+    req: Request,
+    existing: list[Binding],
+    flow: Flow,
+    now: float,
+    policy: RegistrarPolicy,
+    nat: bool,
 ) -> RegisterOutcome:
     aor = aor_of(req.to.uri)
     contacts = req.contacts
@@ -145,7 +154,7 @@ def _register(
     elif contacts:
         specs = [_spec(c, header_expires, policy) for c in contacts]
         outbound = any(s.reg_id is not None for s in specs)
-        new = _update(req, aor, specs, live, flow, now, paths)
+        new = _update(req, aor, specs, live, flow, now, paths, nat)
         new = _limit(new, live, policy)
     current = live if new is None else new
     headers = [("Contact", _contact_value(b, now)) for b in current]
@@ -226,8 +235,10 @@ def _update(
     flow: Flow,
     now: float,
     paths: tuple[str, ...],
+    nat: bool,
 ) -> list[Binding]:
-    """Apply each Contact in order (RFC 3261 §10.3 step 7) to a working copy of ``live``."""
+    """Apply each Contact in order (RFC 3261 §10.3 step 7) to a working copy of ``live``;
+    ``nat`` marks the bindings written as reached over ``flow``."""
     work = list(live)
     parsed: dict[int, URI] = {}
     fresh: set[int] = set()  # bindings written by this request
@@ -261,6 +272,7 @@ def _update(
             conn_id=flow.conn_id,
             user_agent=shared_ua,
             registered_at=born,
+            nat=nat,
         )
         work.insert(min(at, len(work)), binding)
         fresh.add(id(binding))
@@ -295,9 +307,13 @@ def _limit(new: list[Binding], live: list[Binding], policy: RegistrarPolicy) -> 
 
 
 def _contact_value(b: Binding, now: float) -> str:
-    """A Contact of the 200 OK: the URI, its remaining expiry, q when not 1 and the
-    RFC 5626 parameters the UA uses to recognise its flows (RFC 3261 §10.3 step 8)."""
+    """A Contact of the 200 OK: the URI, its remaining expiry, q when not 1, the
+    RFC 5626 parameters the UA uses to recognise its flows (RFC 3261 §10.3 step 8) and,
+    for a NATed binding, the address it is reached at as ``received`` (as OpenSIPS and
+    Kamailio report it: a quoted SIP URI)."""
     parts = [f"<{b.contact}>;expires={max(1, b.remaining(now))}"]
+    if b.nat:
+        parts.append(f';received="{received_uri(b.flow)}"')
     if b.q != 1.0:
         parts.append(f";q={_format_q(b.q)}")
     if b.instance is not None:

@@ -70,15 +70,17 @@ _SCHEMA = (
     " call_id TEXT NOT NULL, cseq INTEGER NOT NULL, instance TEXT, reg_id INTEGER,"
     " path TEXT, transport TEXT NOT NULL, local_ip TEXT NOT NULL, local_port INTEGER NOT NULL,"
     " remote_ip TEXT NOT NULL, remote_port INTEGER NOT NULL, conn_id INTEGER,"
-    " user_agent TEXT, registered_at REAL NOT NULL)",
+    " user_agent TEXT, registered_at REAL NOT NULL, nat INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS bindings_aor ON bindings (aor)",
     "CREATE INDEX IF NOT EXISTS bindings_expiry ON bindings (expires_at)",
 )
 _COLUMNS = (
     "aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path, transport,"
-    " local_ip, local_port, remote_ip, remote_port, conn_id, user_agent, registered_at"
+    " local_ip, local_port, remote_ip, remote_port, conn_id, user_agent, registered_at, nat"
 )
-_INSERT = f"INSERT INTO bindings ({_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+_INSERT = f"INSERT INTO bindings ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+#: Columns added after the first release, created in an older file when it is opened.
+_ADDED = {"nat": "ALTER TABLE bindings ADD COLUMN nat INTEGER NOT NULL DEFAULT 0"}
 
 
 def _row(b: Binding) -> tuple[Any, ...]:
@@ -86,13 +88,13 @@ def _row(b: Binding) -> tuple[Any, ...]:
     return (
         b.aor, b.contact, b.expires_at, b.q, b.call_id, b.cseq, b.instance, b.reg_id, path,
         b.transport, b.local[0], b.local[1], b.remote[0], b.remote[1], b.conn_id,
-        b.user_agent, b.registered_at,
+        b.user_agent, b.registered_at, int(b.nat),
     )  # fmt: skip
 
 
 def _binding(row: Sequence[Any], locals_: dict[Address, Address]) -> Binding:
     (aor, contact, expires_at, q, call_id, cseq, instance, reg_id, path,
-     transport, lip, lport, rip, rport, conn_id, ua, registered_at) = row  # fmt: skip
+     transport, lip, lport, rip, rport, conn_id, ua, registered_at, nat) = row  # fmt: skip
     local = (lip, lport)
     return Binding(
         aor=sys.intern(aor),
@@ -110,6 +112,7 @@ def _binding(row: Sequence[Any], locals_: dict[Address, Address]) -> Binding:
         conn_id=conn_id,
         user_agent=None if ua is None else sys.intern(ua),
         registered_at=registered_at,
+        nat=bool(nat),
     )
 
 
@@ -125,6 +128,10 @@ class _SQLiteFile:
             self.db.execute("PRAGMA synchronous=NORMAL")
             for stmt in _SCHEMA:
                 self.db.execute(stmt)
+            have = {row[1] for row in self.db.execute("PRAGMA table_info(bindings)")}
+            for column, stmt in _ADDED.items():
+                if column not in have:
+                    self.db.execute(stmt)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open location store {path}: {exc}") from exc
 

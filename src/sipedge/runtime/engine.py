@@ -23,6 +23,7 @@ from ..sip.transaction.events import SendMessage
 from ..sip.transaction.layer import TransactionLayer
 from ..transport.base import Flow, TransportError
 from ..transport.manager import TransportManager
+from .logs import CALL_ID
 
 log = logging.getLogger("sipedge.engine")
 
@@ -31,6 +32,14 @@ class BanCheck(Protocol):
     """The part of the ban list the engine needs."""
 
     def is_banned(self, ip: str, now: float) -> bool: ...
+
+
+class Tap(Protocol):
+    """Sees every message in and out (metrics, capture); must be cheap (the hot path)."""
+
+    def message(self, inbound: bool, data: bytes, flow: Flow) -> None: ...
+
+    def dropped(self, reason: str) -> None: ...
 
 
 class Engine:
@@ -49,6 +58,8 @@ class Engine:
         self.transport: TransportManager | None = None
         #: Answers ``is_banned(ip, now)``: banned sources are dropped before parsing.
         self.bans: BanCheck | None = None
+        #: Told of every message in and out and of drops (the management API's metrics).
+        self.tap: Tap | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._armed: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -59,22 +70,35 @@ class Engine:
     def on_message(self, data: bytes, flow: Flow) -> None:
         """A datagram or framed stream message arrived on ``flow``."""
         self.stats["received"] += 1
+        tap = self.tap
         if self.bans is not None and self.bans.is_banned(flow.remote[0], self.loop.time()):
             self.stats["banned_drops"] = self.stats.get("banned_drops", 0) + 1
+            if tap is not None:
+                tap.dropped("banned")
             return  # silence: a banned source learns nothing and costs one dict look-up
+        if tap is not None:
+            tap.message(True, data, flow)
         try:
             msg = parse_message(data, self.limits)
         except ParseError as exc:
             self._reject(data, flow, exc)
             return
-        self.layer.receive_message(msg, flow, self.loop.time())
-        self.pump()
+        token = CALL_ID.set(msg.call_id)  # log lines and tasks of this message carry it
+        try:
+            self.layer.receive_message(msg, flow, self.loop.time())
+            self.pump()
+        finally:
+            CALL_ID.reset(token)
 
     def _reject(self, data: bytes, flow: Flow, exc: ParseError) -> None:
         self.stats["parse_errors"] += 1
         log.info("bad message from %s:%s: %s", flow.remote[0], flow.remote[1], exc.reason)
+        if self.tap is not None:
+            self.tap.dropped("parse_error")
         out = build_error_from_raw(data, exc.status_hint, exc.reason, self._tag)
         if out is not None and self.transport is not None:
+            if self.tap is not None:
+                self.tap.message(False, out, flow)
             self.transport.send(out, flow)
 
     # ------------------------------------------------------------------ output
@@ -99,6 +123,8 @@ class Engine:
         assert isinstance(dest, Dest) and self.transport is not None
         flow = dest.flow
         self.stats["sent"] += 1
+        if self.tap is not None:
+            self.tap.message(False, data, flow)
         if flow.conn_id is not None or flow.transport == "udp":
             if self.transport.send(data, flow):
                 return
@@ -116,6 +142,7 @@ class Engine:
 
     async def _send_to(self, data: bytes, dest: Dest) -> None:
         assert self.transport is not None
+        CALL_ID.set(None)  # a connection opened here outlives the call: keep its logs free of it
         flow = dest.flow
         try:
             await self.transport.send_to(
@@ -132,6 +159,8 @@ class Engine:
 
     def _send_failed(self, dest: Dest) -> None:
         self.stats["send_errors"] += 1
+        if self.tap is not None:
+            self.tap.dropped("send_error")
         if self.proxy is not None:
             self.proxy.send_failed(dest)
             self.pump()

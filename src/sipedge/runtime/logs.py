@@ -2,7 +2,8 @@
 
 Text lines are ``time level logger message`` (plus ``call_id=...`` when the record has
 one); JSON lines are one object per record. A record gets a Call-ID through
-``log.info("...", extra={"call_id": call_id})``.
+``log.info("...", extra={"call_id": call_id})``, or else from :data:`CALL_ID`, which the
+engine sets while it handles a message (tasks started meanwhile inherit it).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -22,6 +24,14 @@ _LEVELS = {
 # Marks the handler this module installed, so that a second call replaces it and leaves
 # every other handler (pytest's, an embedding application's) alone.
 _MARK = "_sipedge_handler"
+
+#: The Call-ID of the SIP message being handled; log lines written meanwhile carry it.
+CALL_ID: ContextVar[str | None] = ContextVar("sipedge_call_id", default=None)
+
+
+def _call_id(record: logging.LogRecord) -> str | None:
+    explicit = getattr(record, "call_id", None)
+    return str(explicit) if explicit is not None else CALL_ID.get()
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -36,8 +46,8 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         """One line (plus the traceback, if any)."""
         line = f"{_timestamp(record)} {record.levelname} {record.name} {record.getMessage()}"
-        call_id = getattr(record, "call_id", None)
-        if call_id is not None:
+        call_id = _call_id(record)
+        if call_id:
             line += f" call_id={call_id}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -57,8 +67,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        call_id = getattr(record, "call_id", None)
-        if call_id is not None:
+        call_id = _call_id(record)
+        if call_id:
             obj["call_id"] = call_id
         if record.exc_info:
             obj["exc"] = self.formatException(record.exc_info)
@@ -86,3 +96,22 @@ def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> log
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
     return handler
+
+
+def set_level(level: str) -> None:
+    """Change the least severe level written (debug|info|warning|error) at run time."""
+    if level not in _LEVELS:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}")
+    logging.getLogger().setLevel(_LEVELS[level])
+
+
+def current_level() -> Literal["debug", "info", "warning", "error"]:
+    """The root logger's level by name (the nearest named level at or above it)."""
+    level = logging.getLogger().level
+    if level <= logging.DEBUG:
+        return "debug"
+    if level <= logging.INFO:
+        return "info"
+    if level <= logging.WARNING:
+        return "warning"
+    return "error"
