@@ -70,11 +70,13 @@ class FakeApp:
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.calls: list[Config] = []
+        self.sources: list[Callable[[], Config] | None] = []
         self.loops: list[str] = []
         self.error = error
 
-    async def serve(self, config: Config) -> None:
+    async def serve(self, config: Config, source: Callable[[], Config] | None = None) -> None:
         self.calls.append(config)
+        self.sources.append(source)
         self.loops.append(type(asyncio.get_running_loop()).__module__)
         if self.error is not None:
             raise self.error
@@ -163,6 +165,12 @@ def test_run_calls_serve_with_the_merged_config(
     assert (config.server.log_level, config.server.log_format) == ("debug", "json")
     assert config.server.domains == ("example.com",)  # from the file
     assert config.proxy.routes[0].name == "trunk"
+    (source,) = fake_app.sources
+    assert source is not None
+    path.write_text(GOOD.replace("example.com", "example.net"))  # re-read for SIGHUP
+    again = source()
+    assert again.server.domains == ("example.net",)
+    assert again.server.listen == config.server.listen  # the command-line overrides stay
     expected_loop = "uvloop" if best_loop_factory()[0] == "uvloop" else "asyncio"
     assert fake_app.loops[0].split(".")[0] == expected_loop
     assert logging.getLogger().level == logging.DEBUG

@@ -62,7 +62,14 @@ def run(
     log.info("sipedge %s starting on the %s event loop", __version__, loop_name)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(app.serve(config))
+            source = None
+            if config_path is not None:
+                path = config_path
+
+                def source() -> Config:
+                    return load_config(path, overrides)
+
+            runner.run(app.serve(config, source=source))
     except KeyboardInterrupt:
         log.info("interrupted")
     except OSError as exc:  # e.g. the address is already in use

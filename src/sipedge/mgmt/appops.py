@@ -168,16 +168,28 @@ class OpsMixin:
         log.warning("TLS certificates reloaded")
         return s.ReloadItem(part="TLS certificates", status="reloaded")
 
+    def _reload_routes(self) -> s.ReloadItem:
+        outcome = self.app.reload_routes()
+        if outcome.startswith("failed: "):
+            return s.ReloadItem(part="routes", status="failed", detail=outcome[8:])
+        if outcome == "reloaded":
+            return s.ReloadItem(part="routes", status="reloaded")
+        if outcome == "unchanged":
+            return s.ReloadItem(part="routes", status="unchanged")
+        detail = "no configuration file, or a custom router (server.router)"
+        return s.ReloadItem(part="routes", status="unavailable", detail=detail)
+
     def reload(self) -> s.ReloadReport:
         """What SIGHUP reloads (TLS certificates, security rules), and what cannot be."""
         items = [
             self._reload_tls(),
             self.reload_rules(),
             s.ReloadItem(part="users", status="live", detail="users.db is re-read when it changes"),
+            self._reload_routes(),
             s.ReloadItem(
-                part="routes and other settings",
+                part="other settings",
                 status="restart",
-                detail="proxy.routes and the rest of the configuration need a restart",
+                detail="listeners and the other sections need a restart",
             ),
         ]
         return s.ReloadReport(ok=all(i.status != "failed" for i in items), items=items)

@@ -197,7 +197,7 @@ class ReloadItem(BaseModel):
     """What happened to one reloadable part."""
 
     part: str
-    status: Literal["reloaded", "unchanged", "failed", "live", "restart"]
+    status: Literal["reloaded", "unchanged", "failed", "live", "restart", "unavailable"]
     detail: str = ""
 
 
