@@ -5,7 +5,7 @@ Topology (every address exists only inside the namespaces this module creates)::
     <tag>sw   bridge br0
     <tag>n1   node 1, 10.99.0.1   corosync + pacemakerd (+ sipedge when active)
     <tag>n2   node 2, 10.99.0.2   the same
-    <tag>r    Redis,  10.99.0.20
+    <tag>r    Redis,  10.99.0.20 (and rtpengine, see interop_ha_media, when media is on)
     <tag>c    clients, 10.99.0.10 (trusted) and 10.99.0.11 (a source to ban)
     VIP       10.99.0.100/24 on the active node's eth0 (ocf:heartbeat:IPaddr2)
 
@@ -35,7 +35,15 @@ NET = "10.99.0"
 VIP = f"{NET}.100"
 CLIENT_IP, ATTACKER_IP, REDIS_IP = f"{NET}.10", f"{NET}.11", f"{NET}.20"
 SIP_PORT = 5060
-TOOLS = ("ip", "unshare", "nsenter", "corosync", "corosync-cfgtool", "pacemakerd", "cibadmin")
+TOOLS: tuple[str, ...] = (
+    "ip",
+    "unshare",
+    "nsenter",
+    "corosync",
+    "corosync-cfgtool",
+    "pacemakerd",
+    "cibadmin",
+)
 TOOLS += ("crm_attribute", "crm_standby", "redis-server", "sipp")
 
 
@@ -176,8 +184,9 @@ exec pacemakerd
 class HaLab:
     """The namespaces, Redis and the two cluster nodes of one test run."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, extra_toml: str = "") -> None:
         self.dir = workdir
+        self.extra_toml = extra_toml  # appended to both nodes' sipedge.toml
         tag = f"h{os.getpid() % 100000}"
         self.sw, self.client, self.redis = f"{tag}sw", f"{tag}c", f"{tag}r"
         self.nodes = {1: f"{tag}n1", 2: f"{tag}n2"}
@@ -225,7 +234,7 @@ class HaLab:
     def prepare_nodes(self) -> None:
         (self.dir / "corosync.conf").write_text(corosync_conf())
         config = self.dir / "sipedge.toml"
-        config.write_text(sipedge_toml())
+        config.write_text(sipedge_toml() + self.extra_toml)
         cib = self._seed_cib(config)
         for n in self.nodes:
             d = self.node_dir(n)
