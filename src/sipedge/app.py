@@ -91,9 +91,7 @@ class App:
         c = self.config
         if self.shared is not None:  # bans and dialogs of the node we take over from
             await self.shared.start(self.dialogs)
-        tls = (
-            server_tls(c) if any(x.proto in ("tls", "wss") for x in c.server.listen) else None
-        )
+        tls = server_tls(c) if any(x.proto in ("tls", "wss") for x in c.server.listen) else None
         client_tls(c, self.transport)
         ws = ws_config(c)
         for lst in c.server.listen:
