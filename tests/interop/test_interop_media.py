@@ -167,9 +167,10 @@ def test_dead_node_neither_stalls_other_calls_nor_gets_new_ones(
     assert len(times) == calls, context
     slow = [t for t in times if t > 500]
     fast = [t for t in times if t < 150]
-    # The dead node takes new calls only until its first timeout (1 s) disables it.
+    # The dead node takes new calls only until its first timeout (1 s) disables it (plus
+    # the event loop's lag in firing that timeout under load).
     arrivals = sorted(hole.cookies.values())
-    assert arrivals and arrivals[-1] < arrivals[0] + 1.0, (arrivals, context)
+    assert arrivals and arrivals[-1] < arrivals[0] + 1.3, (arrivals, context)
     assert len(slow) <= len(arrivals) < calls, context
     assert len(fast) >= calls - len(slow) - 2, context
     assert statistics.median(times) < 150, context
