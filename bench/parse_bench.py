@@ -1,17 +1,22 @@
 """Micro-benchmark of the SIP core: messages parsed per second and forwarded-with-edits.
 
-Not a test. Run: ``.venv/bin/python bench/parse_bench.py [--seconds 2]``. Reports, on one
-core, typical INVITEs parsed/s, typical 200 OKs parsed/s, and INVITEs parsed, edited as a
-proxy edits them (Max-Forwards, Via, Record-Route) and serialised, per second.
+Not a test. Run: ``.venv/bin/python bench/parse_bench.py [--seconds 2] [--repeat 5]
+[--path c|pure|both]``. Reports, on one core, typical INVITEs parsed/s, typical 200 OKs
+parsed/s, and INVITEs parsed, edited as a proxy edits them (Max-Forwards, Via,
+Record-Route) and serialised, per second; for the C accelerator and for the pure-Python
+parser, each the best and the median of ``--repeat`` runs (pin with ``taskset -c 1`` on a
+busy machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 from collections.abc import Callable
 
+from sipedge.sip import _accel
 from sipedge.sip.parser import parse_message
 
 INVITE = (
@@ -83,7 +88,9 @@ def rate(fn: Callable[[], object], seconds: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--seconds", type=float, default=2.0, help="length of one run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case (best and median)")
+    ap.add_argument("--path", choices=("c", "pure", "both"), default="both")
     args = ap.parse_args()
     cases: list[tuple[str, Callable[[], object]]] = [
         ("parse INVITE", lambda: parse_message(INVITE)),
@@ -91,10 +98,21 @@ def main() -> None:
         ("forward INVITE (parse+edit+serialise)", forward_invite),
         ("forward 200 OK (parse+pop Via+serialise)", forward_200),
     ]
+    built = _accel.SPEEDUPS
+    paths = ["c", "pure"] if args.path == "both" else [args.path]
     print(f"python {platform.python_version()} on {platform.machine()}, one core")
-    for name, fn in cases:
-        rate(fn, 0.3)  # warm-up
-        print(f"{name:45s} {rate(fn, args.seconds):>10,.0f} /s")
+    for path in paths:
+        if path == "c" and built is None:
+            print("C accelerator: not built (or SIPEDGE_PURE=1 is set)")
+            continue
+        _accel.SPEEDUPS = built if path == "c" else None
+        title = "C accelerator" if path == "c" else "pure Python"
+        print(f"{title:45s} {'best':>10s} {'median':>10s}")
+        for name, fn in cases:
+            rate(fn, 0.3)  # warm-up
+            runs = [rate(fn, args.seconds) for _ in range(max(1, args.repeat))]
+            print(f"  {name:43s} {max(runs):>10,.0f} {statistics.median(runs):>10,.0f} /s")
+    _accel.SPEEDUPS = built
 
 
 if __name__ == "__main__":

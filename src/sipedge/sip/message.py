@@ -3,7 +3,8 @@
 A message keeps the bytes it was parsed from. The fields a proxy needs on every message
 (the start line, Via, From/To and their tags, Call-ID, CSeq, Route, Max-Forwards and
 Content-Length) are decoded eagerly by :mod:`sipedge.sip.parser`; every other header is
-decoded only when asked for.
+decoded only when asked for. When the C accelerator parsed the message, even the header
+block is split into :class:`Field` objects only on the first use of ``fields``.
 
 Edits (push or pop a Via, pop a Route, add a Record-Route, set Max-Forwards, rewrite the
 Request-URI, any header add/replace/remove) are recorded on the field list. When nothing was
@@ -19,12 +20,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Literal
 
+from . import _accel
 from ._scan import split_commas
 from .errors import ParseError
 from .hdr.cseq import CSeq, parse_cseq, parse_uint
 from .hdr.nameaddr import NameAddr, parse_contact, parse_name_addr, parse_name_addr_list
 from .hdr.via import Via, parse_via
-from .headers import LIST_HEADERS, header_key, pretty_name
+from .headers import COMPACT_FORMS, LIST_HEADERS, header_key, pretty_name
+from .params import Params
 from .uri import URI, parse_uri
 
 _FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
@@ -44,11 +47,17 @@ _NAME_ADDR_FAST = re.compile(
     rf'((?:[ \t]*;[ \t]*{_TOKEN}(?:[ \t]*=[ \t]*(?:{_TOKEN}|"[^"\\]*"))?)*)[ \t]*'
 )
 _TAG_RE = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^ \t;]+)", re.IGNORECASE)
+# The commonest of those shapes, with no optional LWS: a quicker regex whose matches all
+# match _NAME_ADDR_FAST too, with the same parameters.
+_NAME_ADDR_USUAL = re.compile(
+    rf'(?:"[^"\\\r\n]*+" ?+|{_TOKEN}(?: {_TOKEN})*+ ?+)?+'
+    rf'<[A-Za-z][A-Za-z0-9+.\-]*+:[^<>"\s]++>((?:;{_TOKEN}(?:={_TOKEN})?+)*+)'
+)
 
 
 def quick_tag(value: str) -> str | None:
     """Check a From/To value's syntax and return its tag, fast for the usual shapes."""
-    m = _NAME_ADDR_FAST.fullmatch(value)
+    m = _NAME_ADDR_USUAL.fullmatch(value) or _NAME_ADDR_FAST.fullmatch(value)
     if m is None:
         return parse_name_addr(value).tag
     params = m.group(1)
@@ -76,7 +85,8 @@ class Field:
     @classmethod
     def make(cls, name: str, value: str) -> Field:
         """Build a new field ``name: value`` written by sipedge."""
-        return cls(header_key(name), name, f"{name}: {value}", len(name) + 1)
+        low = name.lower()
+        return cls(COMPACT_FORMS.get(low, low), name, f"{name}: {value}", len(name) + 1)
 
     @property
     def value(self) -> str:
@@ -88,6 +98,39 @@ class Field:
 
     def __repr__(self) -> str:
         return f"Field({self.raw!r})"
+
+
+def _split_head(data: bytes, head_len: int) -> list[Field]:
+    """The fields of a header block the accelerator checked (ASCII, CRLF, unfolded)."""
+    speedups = _accel.SPEEDUPS
+    if speedups is not None:
+        return speedups.fields(data, head_len, Field)
+    fields: list[Field] = []
+    for line in data[:head_len].decode("ascii").split("\r\n")[1:-1]:
+        colon = line.find(":")
+        name = line[:colon].rstrip(" \t")
+        low = name.lower()
+        fields.append(Field(COMPACT_FORMS.get(low, low), name, line, colon + 1))
+    return fields
+
+
+def via_from_parts(parts: _accel.ViaParts) -> Via:
+    """The Via the accelerator read (what :func:`~sipedge.sip.hdr.via.parse_via` makes)."""
+    transport, host, port, params = parts
+    return Via(transport, host, port, Params._lazy(params) if params else Params(), "SIP/2.0")
+
+
+def _top_via(text: str) -> Via:
+    """The first via-parm of a Via value."""
+    speedups = _accel.SPEEDUPS
+    if speedups is not None:
+        parts = speedups.via(text)
+        if parts is not None:
+            return via_from_parts(parts[0])
+    return parse_via(text)[0]
+
+
+_NO_CSEQ = CSeq(0, "")  # placeholder until the parser or the builder sets it (immutable)
 
 
 class Message(ABC):
@@ -102,16 +145,16 @@ class Message(ABC):
         "_cache",
         "_data",
         "_dirty",
+        "_fields",
         "_from",
         "_from_raw",
-        "_head",
+        "_hlen",
         "_to",
         "_to_raw",
         "body",
         "call_id",
         "content_length",
         "cseq",
-        "fields",
         "from_tag",
         "max_forwards",
         "routes",
@@ -122,7 +165,8 @@ class Message(ABC):
     is_request: bool = False
 
     def __init__(self, fields: list[Field], body: bytes, data: bytes | None = None) -> None:
-        self.fields = fields
+        self._fields: list[Field] | None = fields
+        self._hlen = 0
         self.body = body
         self._data = data
         self._dirty = data is None
@@ -132,14 +176,26 @@ class Message(ABC):
         self.max_forwards: int | None = None
         self.content_length: int | None = None
         self.call_id = ""
-        self.cseq = CSeq(0, "")
+        self.cseq = _NO_CSEQ
         self._from: NameAddr | None = None
         self._to: NameAddr | None = None
         self._from_raw = ""
         self._to_raw = ""
         self.from_tag: str | None = None
         self.to_tag: str | None = None
-        self._head = ""
+
+    @property
+    def fields(self) -> list[Field]:
+        """The header fields in order (a list the edit methods change in place)."""
+        fields = self._fields
+        if fields is None:
+            # Parsed by the accelerator: split the header block on first use.
+            fields = self._fields = _split_head(self._data or b"", self._hlen)
+        return fields
+
+    @fields.setter
+    def fields(self, value: list[Field]) -> None:
+        self._fields = value
 
     # ----------------------------------------------------------------- eager values
     @property
@@ -309,14 +365,14 @@ class Message(ABC):
         """Add a field: first of its kind when ``top``, else after the last of its kind
         (or at the end of the header when there is none)."""
         new = Field.make(name, value)
-        idx = self._first_index(new.key)
-        if idx < 0:
-            self.fields.append(new)
+        fields = self.fields
+        keys = [f.key for f in fields]
+        if new.key not in keys:
+            fields.append(new)
         elif top:
-            self.fields.insert(idx, new)
+            fields.insert(keys.index(new.key), new)
         else:
-            last = max(i for i, f in enumerate(self.fields) if f.key == new.key)
-            self.fields.insert(last + 1, new)
+            fields.insert(len(keys) - keys[::-1].index(new.key), new)
         self._touch(new.key)
 
     def set_header(self, name: str, value: str) -> None:
@@ -361,7 +417,7 @@ class Message(ABC):
 
     def push_via(self, via: Via | str) -> None:
         """Insert a Via above all others (RFC 3261 §16.6 step 8)."""
-        parsed = parse_via(via)[0] if isinstance(via, str) else via
+        parsed = _top_via(via) if isinstance(via, str) else via
         new = Field.make("Via", str(via))
         idx = self._first_index("via")
         self.fields.insert(max(idx, 0), new)
@@ -408,10 +464,9 @@ class Message(ABC):
     def set_max_forwards(self, value: int) -> None:
         """Set Max-Forwards (RFC 3261 §16.6 step 3)."""
         fields = self.fields
-        for i, f in enumerate(fields):
-            if f.key == "max-forwards":
-                fields[i] = Field.make(f.name, str(value))
-                break
+        i = self._first_index("max-forwards")
+        if i >= 0:
+            fields[i] = Field.make(fields[i].name, str(value))
         else:
             fields.append(Field.make("Max-Forwards", str(value)))
         self.max_forwards = value
@@ -428,12 +483,14 @@ class Message(ABC):
         self._dirty = True
 
     def _copy_into(self, new: Message) -> None:
-        new.fields = list(self.fields)  # Field objects are never mutated after parsing
+        # Field objects are never mutated after parsing; an unsplit header block is shared.
+        fields = self._fields
+        new._fields = None if fields is None else list(fields)
+        new._hlen = self._hlen
         new.body = self.body
         new._data = self._data
         new._dirty = self._dirty
         new._cache = {}
-        new._head = self._head
         new.vias = list(self.vias)
         new.routes = list(self.routes)
         new.max_forwards = self.max_forwards
@@ -463,8 +520,8 @@ class Message(ABC):
         with every untouched field written back exactly as received."""
         if not self._dirty and self._data is not None:
             return self._data
-        parts = [self.start_line]
-        parts.extend(f.raw for f in self.fields)
+        parts = [f.raw for f in self.fields]
+        parts.insert(0, self.start_line)
         head = "\r\n".join(parts)
         return head.encode("utf-8", "surrogateescape") + b"\r\n\r\n" + self.body
 

@@ -5,6 +5,11 @@ line and the fields a proxy needs on every message are decoded here; the rest is
 lazily by :mod:`sipedge.sip.message`. Every limit is a parameter (:class:`Limits`) and
 parsing is linear in the input.
 
+When the optional C accelerator is built (:mod:`sipedge.sip._accel`), it recognises the
+usual well-formed messages and this module only assembles the result; the accelerator
+leaves every other message, malformed ones included, to the Python code below, so both
+paths give the same message or the same :class:`ParseError`.
+
 Fault statuses (RFC 4475 §3.1.2, §3.3): malformed syntax 400 with a reason naming the fault,
 unknown SIP version 505, over a size limit 513. Unknown Request-URI schemes parse fine; the
 proxy answers them 416 (RFC 3261 §16.3 step 2).
@@ -15,12 +20,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from . import _accel
+from ._accel import ScanResult
 from .errors import LimitExceeded, ParseError
-from .hdr.cseq import parse_cseq, parse_uint
+from .hdr.cseq import CSeq, parse_cseq, parse_uint
 from .hdr.nameaddr import parse_name_addr_list
 from .hdr.via import parse_via
-from .headers import COMPACT_FORMS
-from .message import Field, Message, Request, Response
+from .headers import COMPACT_FORMS, pretty_name
+from .message import Field, Message, Request, Response, quick_tag, via_from_parts
 
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
@@ -56,6 +63,15 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
     """
     if len(data) > limits.max_message_size:
         raise LimitExceeded(f"message of {len(data)} bytes exceeds {limits.max_message_size}")
+    speedups = _accel.SPEEDUPS
+    if speedups is not None:
+        scanned = speedups.scan(data, limits.max_headers, limits.max_line_length, limits.max_vias)
+        if scanned is not None:
+            return _from_scan(scanned, limits)
+    return _parse_python(data, limits)
+
+
+def _parse_python(data: bytes, limits: Limits) -> Request | Response:
     start = _leading(data)  # RFC 3261 §7.5: CRLFs before the start line are ignored.
     end = data.find(b"\r\n\r\n", start)
     sep = "\r\n"
@@ -70,15 +86,45 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Request | Res
     head = data[start:end].decode("utf-8", "surrogateescape")
     eol = head.find(sep)
     first = head if eol < 0 else head[:eol]
-    fields = None
-    if sep == "\r\n" and eol >= 0:
-        fields = _fast_fields(head, eol + 2, limits)
-    if fields is None:
-        lines = head.split(sep)
-        fields = _split_fields(lines, limits)
+    fields, eager = _all_fields(head, sep, eol, limits)
     msg = _start_line(first, fields)
-    _eager(msg, limits)
+    _eager(msg, eager, limits)
     _body(msg, data, body_start)
+    return msg
+
+
+def _from_scan(r: ScanResult, limits: Limits) -> Request | Response:
+    """Build the message the accelerator recognised (the same one the Python path builds)."""
+    status, version, word, uri, vias, routes, call_id, num, method, frm, ftag, to, ttag = r[:13]
+    msg: Request | Response
+    if status:
+        msg = Response.__new__(Response)
+        msg.status = status
+        msg.reason = word
+    else:
+        msg = Request.__new__(Request)
+        msg.method = word
+        msg._uri = None
+        msg._uri_text = uri
+    msg.version = version
+    msg._fields = None
+    msg._cache = {}
+    msg.vias = [via_from_parts(v) for v in vias]
+    msg.routes = []
+    if routes is not None:
+        for value in routes:
+            msg.routes.extend(parse_name_addr_list(value))
+            if len(msg.routes) > limits.max_routes:
+                raise ParseError(f"more than {limits.max_routes} Route values")
+    msg.call_id = call_id
+    msg.cseq = CSeq(num, method)
+    unknown, msg.max_forwards, msg.content_length, msg.body, msg._data, msg._hlen = r[13:]
+    msg._from = msg._to = None
+    msg._from_raw = frm
+    msg._to_raw = to
+    msg.from_tag = quick_tag(frm) if unknown & 1 else ftag
+    msg.to_tag = quick_tag(to) if unknown & 2 else ttag
+    msg._dirty = False
     return msg
 
 
@@ -133,37 +179,70 @@ _KNOWN: dict[str, str] = {
     )
 }
 _KNOWN.update(COMPACT_FORMS)
+# The same names in the spellings met on the wire, so that most lines need no lower().
+_SPELLED: dict[str, str] = {
+    spelling: key
+    for name, key in _KNOWN.items()
+    for spelling in (
+        name,
+        name.upper(),
+        pretty_name(name),
+        "-".join(part.capitalize() for part in name.split("-")),
+    )
+}
+# Keys read eagerly: decoded and checked while parsing (see _eager).
+_EAGER_KEYS = frozenset(
+    {"via", "route", "call-id", "cseq", "from", "to", "max-forwards", "content-length"}
+)
 
 
-def _fast_fields(head: str, pos: int, limits: Limits) -> list[Field] | None:
-    """Split unfolded fields with str.split; None sends anything unusual (folding, odd
-    names, limits) to the slow path, which names the fault precisely."""
-    if "\r\n " in head or "\r\n\t" in head:
-        return _regex_fields(head, pos, limits)
+def _all_fields(head: str, sep: str, eol: int, limits: Limits) -> tuple[list[Field], list[Field]]:
+    """The header fields of ``head`` (its first line ends at ``eol``) and, apart, those
+    read eagerly. The fast splitters hand anything unusual (odd names, limits) to
+    :func:`_split_fields`, which names the fault precisely."""
+    if sep == "\r\n" and eol >= 0:
+        if "\r\n " not in head and "\r\n\t" not in head:
+            split = _fast_fields(head, eol + 2, limits)
+            if split is not None:
+                return split
+        else:
+            fields = _regex_fields(head, eol + 2, limits)
+            if fields is not None:
+                return fields, [f for f in fields if f.key in _EAGER_KEYS]
+    fields = _split_fields(head.split(sep), limits)
+    return fields, [f for f in fields if f.key in _EAGER_KEYS]
+
+
+def _fast_fields(head: str, pos: int, limits: Limits) -> tuple[list[Field], list[Field]] | None:
+    """Split unfolded fields with str.split; None for anything unusual."""
     lines = head[pos:].split("\r\n")
     if len(lines) > limits.max_headers:
         return None
     check_len = len(head) > limits.max_line_length
     fields: list[Field] = []
+    eager: list[Field] = []
     append = fields.append
-    known = _KNOWN
+    spelled = _SPELLED
+    eager_keys = _EAGER_KEYS
     for line in lines:
         colon = line.find(":")
         if colon <= 0:
             return None
         name = line[:colon]
-        low = name.lower()
-        key = known.get(low)
+        key = spelled.get(name)
         if key is None:
             name = name.rstrip(" \t")
             if not _TOKEN_RE.fullmatch(name):
                 return None
             low = name.lower()
-            key = known.get(low, low)
+            key = _KNOWN.get(low, low)
         if check_len and len(line) > limits.max_line_length:
             return None
-        append(Field(key, name, line, colon + 1))
-    return fields
+        f = Field(key, name, line, colon + 1)
+        append(f)
+        if key in eager_keys:
+            eager.append(f)
+    return fields, eager
 
 
 # One header field: name, optional WS, colon, value up to the line end, folded lines.
@@ -233,9 +312,10 @@ def _start_line(line: str, fields: list[Field]) -> Request | Response:
         # RFC 4475 §3.1.2.8-§3.1.2.10: LWS inside the URI, runs of SP, trailing SP.
         raise ParseError("malformed request line: expected 'Method SP Request-URI SP SIP/2.0'")
     method, uri, version = parts
-    if not _TOKEN_RE.fullmatch(method):
+    if method not in _METHODS and not _TOKEN_RE.fullmatch(method):
         raise ParseError(f"invalid method {method[:40]!r}")
-    _check_version(version)
+    if version != "SIP/2.0":
+        _check_version(version)
     if uri[0] == "<":
         raise ParseError("Request-URI must not be enclosed in '<>'")  # RFC 4475 §3.1.2.7
     if uri[:4].lower() in ("sip:", "sips") and "?" in uri[uri.rfind("@") + 1 :]:
@@ -249,12 +329,20 @@ def _status_line(line: str, fields: list[Field]) -> Response:
     parts = line.split(" ", 2)
     if len(parts) < 2:
         raise ParseError("malformed status line")
-    _check_version(parts[0])
+    if parts[0] != "SIP/2.0":
+        _check_version(parts[0])
     code = parts[1]
     if len(code) != 3 or not _STATUS_RE.fullmatch(code):
         raise ParseError(f"invalid status code {code[:20]!r}")  # RFC 4475 §3.1.2.19
     reason = parts[2] if len(parts) == 3 else ""
     return Response(int(code), reason, fields, version=parts[0])
+
+
+# Methods known to be tokens, so that most request lines need no regex.
+_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE"}
+    | {"NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
+)
 
 
 def _check_version(version: str) -> None:
@@ -264,12 +352,13 @@ def _check_version(version: str) -> None:
         raise ParseError(f"SIP version {version} not supported", 505)
 
 
-def _eager(msg: Message, limits: Limits) -> None:
-    """Decode the fields every message needs and check the single-valued ones."""
+def _eager(msg: Message, eager: list[Field], limits: Limits) -> None:
+    """Decode the fields every message needs (``eager``, in order: those whose key is in
+    ``_EAGER_KEYS``) and check the single-valued ones."""
     seen: dict[str, Field] = {}
     vias = msg.vias
     routes = msg.routes
-    for f in msg.fields:
+    for f in eager:
         key = f.key
         if key == "via":
             vias.extend(parse_via(f.value))
@@ -279,7 +368,7 @@ def _eager(msg: Message, limits: Limits) -> None:
             routes.extend(parse_name_addr_list(f.value))
             if len(routes) > limits.max_routes:
                 raise ParseError(f"more than {limits.max_routes} Route values")
-        elif key in _SINGLE:
+        else:
             if key in seen:
                 # RFC 4475 §3.3.8 / §3.3.9: two values of a single-valued header.
                 raise ParseError(f"multiple {f.name} header fields")
@@ -306,7 +395,6 @@ def _eager(msg: Message, limits: Limits) -> None:
         raise ParseError(f"CSeq method {cseq.method} does not match {msg.method}")
 
 
-_SINGLE = frozenset({"call-id", "cseq", "from", "to", "max-forwards", "content-length"})
 _REQUIRED = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To"}
 
 
@@ -323,6 +411,7 @@ def _body(msg: Message, data: bytes, body_start: int) -> None:
         msg.body = data[body_start:end]
     lead = _leading(data)
     msg._data = data if lead == 0 and end == len(data) else data[lead:end]
+    msg._hlen = 0
     msg._dirty = False
 
 
