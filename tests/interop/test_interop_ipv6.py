@@ -20,9 +20,14 @@ def free_port_v6() -> int:
 
 
 def options_v6(port: int) -> bool:
+    # A new branch and Call-ID per probe: a probe that reached the proxy while it was still
+    # starting has a server transaction whose answers go to that probe's (closed) socket, and
+    # a retransmission of it would be answered there too (RFC 3261 §17.2.2).
+    n = time.monotonic_ns()
     msg = (
-        f"OPTIONS sip:[::1]:{port} SIP/2.0\r\nVia: SIP/2.0/UDP [::1]:9;branch=z9hG4bKv6;rport\r\n"
-        "From: <sip:t@[::1]>;tag=1\r\nTo: <sip:t@[::1]>\r\nCall-ID: v6ping\r\n"
+        f"OPTIONS sip:[::1]:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP [::1]:9;branch=z9hG4bKv6{n};rport\r\n"
+        f"From: <sip:t@[::1]>;tag=1\r\nTo: <sip:t@[::1]>\r\nCall-ID: v6ping{n}\r\n"
         "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
