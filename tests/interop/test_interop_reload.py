@@ -65,8 +65,10 @@ def test_rules_reload_on_sighup_and_dry_run(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 8
-        while not answered(port, "Good/1.0", 0):
+        probe = 100  # a fresh branch per probe (see test_interop_ipv6.options_v6)
+        while not answered(port, "Good/1.0", probe):
             assert time.monotonic() < deadline, "sipedge did not answer"
+            probe += 1
         # Dry run: the rule matches, the request is still answered, and it is reported.
         assert answered(port, "EvilUA/1.0", 1)
         # The operator turns the rule on and sends SIGHUP: no restart needed.
@@ -143,7 +145,9 @@ def test_routes_reload_on_sighup_and_a_bad_file_keeps_the_old_ones(tmp_path: Pat
     sender.bind(("127.0.0.1", 0))
     try:
         deadline = time.monotonic() + 10
-        while not answered(port, "probe", 0) and time.monotonic() < deadline:
+        probe = 100  # a fresh branch per probe (see test_interop_ipv6.options_v6)
+        while not answered(port, "probe", probe) and time.monotonic() < deadline:
+            probe += 1
             time.sleep(0.1)
         assert reaches(pbxes, sender, port, 1) == "a", log.read_text()
         cfg.write_text(routes_config(port, tmp_path / "state", pbx_port["b"]))
