@@ -88,3 +88,37 @@ def test_dict_round_trip() -> None:
     data = d.to_dict()
     assert data["key"] == "c1;a1" and data["caller"]["flow"]["transport"] == "wss"
     assert Dialog.from_dict(data) == d
+
+
+def test_store_writes_stay_in_order_even_when_the_store_is_slow_and_uneven() -> None:
+    class UnevenStore(MemoryDialogStore):
+        """The first write of each key takes longer than the later ones."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.writes = 0
+
+        async def save(self, dialog: Dialog) -> None:
+            self.writes += 1
+            await asyncio.sleep(0.02 if dialog.state is DialogState.TRYING else 0)
+            await super().save(dialog)
+
+    async def main() -> None:
+        store = UnevenStore()
+        tasks: list[asyncio.Future[Any]] = []
+
+        def spawn(aw: Awaitable[Any]) -> None:
+            tasks.append(asyncio.ensure_future(aw))
+
+        t = DialogTracker(store=store, spawn=spawn)
+        t.started(new("c1"), 0.0)
+        t.confirmed("c1;a1", CALLEE, 1.0)  # queued while the first write is in flight
+        while tasks:
+            await tasks.pop(0)
+        assert store.dialogs["c1;a1"].state is DialogState.CONFIRMED
+        t.ended("c1;a1", "bye", 2.0)
+        while tasks:
+            await tasks.pop(0)
+        assert store.dialogs == {}
+
+    asyncio.run(main())

@@ -204,7 +204,10 @@ class QopStripRelay:
         self.back.bind((ip, 0))
         self.proxy = proxy
         self.authorizations: list[str] = []  # Authorization values the client sent
-        self.responses = 0  # responses relayed back to the client
+        #: Distinct responses relayed back to the client (a retransmitted response, sent
+        #: again when the client retransmits under load, is counted once).
+        self.responses = 0
+        self._seen: set[bytes] = set()
         self._client: tuple[str, int] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -221,7 +224,9 @@ class QopStripRelay:
                     self.authorizations += re.findall(r"(?im)^authorization:\s*(.*?)\r?$", text)
                     self.back.sendto(data, self.proxy)
                 elif self._client is not None:
-                    self.responses += 1
+                    if data not in self._seen:
+                        self._seen.add(data)
+                        self.responses += 1
                     self.front.sendto(re.sub(rb',\s*qop="[^"]*"', b"", data), self._client)
 
     def close(self) -> None:

@@ -62,6 +62,9 @@ class DialogTracker:
         self._heap: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self.recent: deque[Dialog] = deque(maxlen=self.settings.keep_ended)
+        #: Changes not yet written to the store: key -> latest record (None = removed).
+        self._dirty: dict[str, Dialog | None] = {}
+        self._flushing = False
         self.counters = {"started": 0, "confirmed": 0, "ended": 0, "expired": 0}
 
     # -- queries -------------------------------------------------------------------------
@@ -133,8 +136,7 @@ class DialogTracker:
         self.counters["ended"] += 1
         d = d.with_(state=DialogState.TERMINATED, ended_at=now, end_reason=reason)
         self.recent.append(d)
-        if self.store is not None and self._spawn is not None:
-            self._spawn(self.store.remove(key))
+        self._mirror(key, None)
         return d
 
     def adopt(self, dialogs: list[Dialog], now: float) -> int:
@@ -182,8 +184,32 @@ class DialogTracker:
         self._live[d.key] = d
         if deadline is not None:
             self._arm(d.key, deadline)
-        if self.store is not None and self._spawn is not None:
-            self._spawn(self.store.save(d))
+        self._mirror(d.key, d)
+
+    def _mirror(self, key: str, d: Dialog | None) -> None:
+        """Queue the latest state of ``key`` for the store. One writer drains the queue in
+        order, so a later state can never be overtaken by an earlier one (two concurrent
+        writes of one key could land in either order on a pooled connection)."""
+        if self.store is None or self._spawn is None:
+            return
+        self._dirty[key] = d
+        if not self._flushing:
+            self._flushing = True
+            self._spawn(self._flush())
+
+    async def _flush(self) -> None:
+        store = self.store
+        assert store is not None
+        try:
+            while self._dirty:
+                key = next(iter(self._dirty))
+                d = self._dirty.pop(key)
+                try:
+                    await (store.remove(key) if d is None else store.save(d))
+                except Exception as exc:  # a store outage must not stop later writes
+                    log.warning("dialog store write of %s failed: %s", key, exc)
+        finally:
+            self._flushing = False
 
     def _arm(self, key: str, deadline: float) -> None:
         self._deadline[key] = deadline
