@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interop_media import RtpEngineDaemon
 from interop_net import PortAllocator
 from interop_proxy import ProxyProcess, Topology, proxy_kind
 from interop_sipp import Sipps, sipp_path
@@ -58,3 +59,16 @@ def sipps(tmp_path: Path, ports: PortAllocator) -> Iterator[Sipps]:
         yield pool
     finally:
         pool.close()
+
+
+@pytest.fixture(scope="module")
+def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
+    """A real rtpengine (userspace, loopback, its own ports) for the tests of one module."""
+    if RtpEngineDaemon.binary() is None:
+        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
+    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("rtpengine")))
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -135,18 +135,6 @@ def browser_ready() -> None:
         pytest.skip("Chromium not installed (Debian package chromium; scripts/test.sh adds it)")
 
 
-@pytest.fixture(scope="module")
-def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
-    if RtpEngineDaemon.binary() is None:
-        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
-    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("gw-rtpengine")))
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
 @pytest.fixture
 def gateway(
     topo: Topology, ports: PortAllocator, tmp_path: Path, rtpengine: RtpEngineDaemon

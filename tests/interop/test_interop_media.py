@@ -23,18 +23,6 @@ HOST = "127.0.0.1"
 StartProxy = Callable[..., MediaProxy]
 
 
-@pytest.fixture(scope="module")
-def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
-    if RtpEngineDaemon.binary() is None:
-        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
-    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("rtpengine")))
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
 @pytest.fixture
 def start_proxy(topo: Topology, tmp_path: Path) -> Iterator[StartProxy]:
     started: list[MediaProxy] = []

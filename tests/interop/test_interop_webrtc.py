@@ -359,18 +359,6 @@ def test_large_invite_reaches_udp_only_uas_despite_tcp_listener(
     expect_success(diag(proxy, browser), uas)
 
 
-@pytest.fixture(scope="module")
-def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
-    if RtpEngineDaemon.binary() is None:
-        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
-    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("rtpengine")))
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
-
-
 def test_browser_call_bridged_to_plain_rtp_by_rtpengine(
     browser_ready: None,
     rtpengine: RtpEngineDaemon,
