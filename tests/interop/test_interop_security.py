@@ -256,7 +256,10 @@ def test_svcrack_malformed_authorization_counts_as_a_failure(arena: StartArena) 
     # 1234, the right password, is the 3rd guess: refused all the same (no nc/cnonce).
     assert "trying 1234" in run.output and run.rc != FOUND, run.describe()
     assert ban.reason == "auth", ban
-    assert 1 < relay.responses <= 1 + 5, run.describe()
+    # 8 guesses, each a challenge then a malformed attempt: all answered would be 16. The ban
+    # comes with the 5th counted failure; how many of the 8 challenges were answered before
+    # it depends on how fast svcrack sends (seen: 6 to 8 responses in all).
+    assert 1 < relay.responses <= 8 + 5, run.describe()
 
 
 def statuses(run: ToolRun) -> list[int]:
