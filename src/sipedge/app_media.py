@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Config
-from .dialog import DialogStore, DialogTracker, MemoryDialogStore
+from .dialog import DialogStore, DialogTracker
 from .dialog.tracker import DialogSettings
 from .media.rtpengine import RelayConfig, RtpEngine
 from .media.session import MediaProfiles, MediaSession
@@ -27,14 +27,15 @@ def build_calls(
     spawn: Callable[[Awaitable[Any]], None],
     store: DialogStore | None = None,
 ) -> Calls:
-    """The dialog tracker (with ``store``, in memory by default) and the rtpengine client."""
+    """The dialog tracker and the rtpengine client. ``store`` (a shared one, for HA) gets a
+    copy of every dialog change; without one the tracker alone holds them (no second copy)."""
     dialogs = DialogTracker(
         DialogSettings(
             max_call_duration=c.dialog.max_call_duration,
             setup_timeout=c.dialog.setup_timeout,
             idle_timeout=c.dialog.idle_timeout,
         ),
-        store=store if store is not None else MemoryDialogStore(),
+        store=store,
         spawn=spawn,
     )
     if not c.media.enabled:

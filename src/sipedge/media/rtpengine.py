@@ -132,6 +132,7 @@ class MediaRelay(Protocol):
         flags: Sequence[str] = (),
         options: Mapping[str, Encodable] | None = None,
         via_branch: str | None = None,
+        node_set: str | None = None,
     ) -> Reply: ...
 
     async def answer(
@@ -149,6 +150,8 @@ class MediaRelay(Protocol):
     async def delete(self, call_id: str, from_tag: str, to_tag: str | None = None) -> Reply: ...
 
     async def query(self, call_id: str, from_tag: str | None = None) -> Reply: ...
+
+    def node_of(self, call_id: str) -> str | None: ...
 
 
 # -- links ----------------------------------------------------------------------------------

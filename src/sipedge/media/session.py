@@ -12,52 +12,18 @@ answers 503 for an INVITE); deletes run in the background and never raise.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from ..nat.addresses import is_private
 from ..sip.message import Message
-from .bencode import Encodable
 from .flags import COMMON_FLAGS, RTP_FLAGS, WEBRTC_FLAGS, NgFlags, parse_flags
 from .ng import RelayError
+from .rtpengine import MediaRelay, Reply
 
 log = logging.getLogger("sipedge.media")
-
-Reply = Mapping[str, Any]
-
-
-class Relay(Protocol):
-    """What :class:`MediaSession` needs of :class:`~sipedge.media.rtpengine.RtpEngine`."""
-
-    async def offer(
-        self,
-        call_id: str,
-        from_tag: str,
-        sdp: str,
-        *,
-        flags: Sequence[str] = (),
-        options: Mapping[str, Encodable] | None = None,
-        via_branch: str | None = None,
-        node_set: str | None = None,
-    ) -> Reply: ...
-
-    async def answer(
-        self,
-        call_id: str,
-        from_tag: str,
-        to_tag: str,
-        sdp: str,
-        *,
-        flags: Sequence[str] = (),
-        options: Mapping[str, Encodable] | None = None,
-        via_branch: str | None = None,
-    ) -> Reply: ...
-
-    async def delete(self, call_id: str, from_tag: str, to_tag: str | None = None) -> Reply: ...
-
-    def node_of(self, call_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +59,7 @@ class MediaSession:
 
     def __init__(
         self,
-        relay: Relay,
+        relay: MediaRelay,
         profiles: MediaProfiles,
         spawn: Callable[[Awaitable[Any]], None],
     ) -> None:
@@ -196,32 +162,12 @@ def _replace_sdp(msg: Message, reply: Reply) -> None:
 
 
 def _private_connection(sdp: str, source_ip: str) -> bool:
-    """Whether the SDP's first c= address is in private or shared space and is not the
-    source address (the sender is behind NAT)."""
+    """Whether the SDP's first c= address is in private or shared space (as the NAT tests
+    define it) and is not the source address: the sender is behind NAT."""
     for line in sdp.splitlines():
         if line.startswith("c="):
             parts = line[2:].split()
             if len(parts) < 3 or parts[2] == source_ip:
                 return False
-            try:
-                addr = ipaddress.ip_address(parts[2].split("/", 1)[0])
-            except ValueError:
-                return False
-            return any(addr in net for net in _PRIVATE if net.version == addr.version)
+            return is_private(parts[2].split("/", 1)[0])
     return False
-
-
-#: RFC 1918, RFC 6598 (CGNAT), RFC 6890 192.0.0.0/24, link-local, RFC 4193 ULA.
-_PRIVATE = tuple(
-    ipaddress.ip_network(n)
-    for n in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "192.0.0.0/24",
-        "169.254.0.0/16",
-        "fc00::/7",
-        "fe80::/10",
-    )
-)

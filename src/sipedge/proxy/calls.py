@@ -236,7 +236,7 @@ class CallControl:
     def _mark_media(self, call_id: str, tag_a: str | None, tag_b: str | None) -> None:
         d = self.tracker.find(call_id, tag_a, tag_b)
         if d is not None and self.media is not None:
-            node = getattr(self.media.relay, "node_of", lambda _c: None)(call_id)
+            node = self.media.relay.node_of(call_id)
             if not d.media or d.relay_node != node:
                 self.tracker.update(d.with_(media=True, relay_node=node))
 
