@@ -517,3 +517,12 @@ def test_fields_calls_other_factories() -> None:
     made = BUILT.fields(r[17], r[18], lambda *a: a)
     assert made[0] == ("via", "Via", made[0][2], 4)
     assert len(made) == 9
+
+
+def test_usual_via_values_are_taken_by_the_accelerator() -> None:
+    """The agreement test above also passes when via() always defers: make sure it does not."""
+    if BUILT is None:
+        pytest.skip("the C accelerator is not built here")
+    text = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport"
+    expected = [(v.transport, v.host, v.port, str(v.params)) for v in parse_via(text)]
+    assert BUILT.via(text) == expected

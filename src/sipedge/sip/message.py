@@ -366,13 +366,14 @@ class Message(ABC):
         (or at the end of the header when there is none)."""
         new = Field.make(name, value)
         fields = self.fields
-        keys = [f.key for f in fields]
-        if new.key not in keys:
+        first = self._first_index(new.key)
+        if first < 0:
             fields.append(new)
         elif top:
-            fields.insert(keys.index(new.key), new)
+            fields.insert(first, new)
         else:
-            fields.insert(len(keys) - keys[::-1].index(new.key), new)
+            last = max(i for i in range(first, len(fields)) if fields[i].key == new.key)
+            fields.insert(last + 1, new)
         self._touch(new.key)
 
     def set_header(self, name: str, value: str) -> None:
