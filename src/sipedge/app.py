@@ -218,18 +218,38 @@ class App:
         )
         return registrar, auth
 
-    def reload(self) -> None:
-        """SIGHUP: reload TLS certificates and the security rule file from disk. New
+    def reload(self) -> dict[str, str]:
+        """SIGHUP (and the API): reload TLS certificates, the security rule file and the
+        routes from disk; each part's outcome as :meth:`reload_routes` words it. New
         connections use the new certificates, open ones keep theirs; a bad file keeps the
-        old certificates or rules and is logged."""
+        old certificates, rules or routes and is logged."""
+        return {
+            "TLS certificates": self.reload_tls(),
+            "security rules": self.reload_rules(),
+            "routes": self.reload_routes(),
+        }
+
+    def reload_tls(self) -> str:
+        """Reload the TLS certificates: "reloaded" or "failed: <why>"."""
         try:
             self.transport.reload_tls()
-            log.warning("TLS certificates reloaded")
         except TransportError as exc:
             log.error("TLS certificate reload failed, keeping the old ones: %s", exc)
-        if self.security is not None:
-            self.security.reload()
-        self.reload_routes()
+            return f"failed: {exc}"
+        log.warning("TLS certificates reloaded")
+        return "reloaded"
+
+    def reload_rules(self) -> str:
+        """Re-read the security rule file: "reloaded", "unchanged", "unavailable" (security
+        off) or "failed: <problems>" (the running rules stay)."""
+        if self.security is None:
+            return "unavailable"
+        try:
+            changed = self.security.reload()
+        except ConfigError as exc:
+            log.error("security rule reload failed, keeping the old rules: %s", exc)
+            return "failed: " + "; ".join(exc.problems)
+        return "reloaded" if changed else "unchanged"
 
     def reload_routes(self) -> str:
         """Re-read the configuration file and apply ``proxy.routes`` and

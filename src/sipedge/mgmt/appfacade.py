@@ -21,7 +21,7 @@ from ..sip.uri import parse_uri
 from . import schemas as s
 from .appops import OpsMixin, addr
 from .capture import Capture
-from .collect import SECURITY_DROPS, MetricsSnapshot, render
+from .collect import MetricsSnapshot, merged_drops, render
 from .facade import Invalid, Unavailable
 from .metrics import Traffic
 from .monitor import Monitor
@@ -70,12 +70,8 @@ class AppFacade(OpsMixin):
         )
 
     def _drops(self) -> dict[str, int]:
-        drops = dict(self.traffic.drops)
         counters = self.app.security.counters() if self.app.security is not None else {}
-        for key, reason in SECURITY_DROPS.items():
-            if counters.get(key):
-                drops[reason] = drops.get(reason, 0) + counters[key]
-        return drops
+        return merged_drops(self.traffic.drops, counters)
 
     async def stats(self) -> s.Stats:
         """The overview numbers."""

@@ -7,11 +7,10 @@ import ipaddress
 import logging
 from typing import TYPE_CHECKING
 
-from ..config.problems import ConfigError
 from ..runtime.logs import current_level, set_level
 from ..security import Security
 from ..security.bans import log_token
-from ..transport.base import Address, TransportError, normalize_ip
+from ..transport.base import Address, normalize_ip
 from . import schemas as s
 from .capture import Capture
 from .facade import Invalid, Unavailable
@@ -147,51 +146,26 @@ class OpsMixin:
 
     def reload_rules(self) -> s.ReloadItem:
         """Re-read the security rule file (a bad file keeps the running rules)."""
-        security = self.app.security
-        if security is None:
-            return s.ReloadItem(part="security rules", status="unchanged", detail="disabled")
-        try:
-            changed = security.reload()
-        except ConfigError as exc:
-            log.error("security rule reload failed, keeping the old rules: %s", exc)
-            return s.ReloadItem(
-                part="security rules", status="failed", detail="; ".join(exc.problems)
-            )
-        return s.ReloadItem(part="security rules", status="reloaded" if changed else "unchanged")
-
-    def _reload_tls(self) -> s.ReloadItem:
-        try:
-            self.app.transport.reload_tls()
-        except TransportError as exc:
-            log.error("TLS certificate reload failed, keeping the old ones: %s", exc)
-            return s.ReloadItem(part="TLS certificates", status="failed", detail=str(exc))
-        log.warning("TLS certificates reloaded")
-        return s.ReloadItem(part="TLS certificates", status="reloaded")
-
-    def _reload_routes(self) -> s.ReloadItem:
-        outcome = self.app.reload_routes()
-        if outcome.startswith("failed: "):
-            return s.ReloadItem(part="routes", status="failed", detail=outcome[8:])
-        if outcome == "reloaded":
-            return s.ReloadItem(part="routes", status="reloaded")
-        if outcome == "unchanged":
-            return s.ReloadItem(part="routes", status="unchanged")
-        detail = "no configuration file, or a custom router (server.router)"
-        return s.ReloadItem(part="routes", status="unavailable", detail=detail)
+        return _item("security rules", self.app.reload_rules(), _UNAVAILABLE["security rules"])
 
     def reload(self) -> s.ReloadReport:
-        """What SIGHUP reloads (TLS certificates, security rules), and what cannot be."""
+        """What SIGHUP reloads (TLS certificates, security rules, routes), and what cannot."""
         items = [
-            self._reload_tls(),
-            self.reload_rules(),
-            s.ReloadItem(part="users", status="live", detail="users.db is re-read when it changes"),
-            self._reload_routes(),
+            _item(
+                part, outcome, _UNAVAILABLE.get(part, s.ReloadItem(part=part, status="unavailable"))
+            )
+            for part, outcome in self.app.reload().items()
+        ]
+        items[2:2] = [
+            s.ReloadItem(part="users", status="live", detail="users.db is re-read when it changes")
+        ]
+        items.append(
             s.ReloadItem(
                 part="other settings",
                 status="restart",
                 detail="listeners and the other sections need a restart",
-            ),
-        ]
+            )
+        )
         return s.ReloadReport(ok=all(i.status != "failed" for i in items), items=items)
 
     # ------------------------------------------------------------------ logs, capture
@@ -237,3 +211,25 @@ class OpsMixin:
             )
             for m in self.capture.messages(call_id)
         ]
+
+
+#: What an "unavailable" outcome is reported as, per part.
+_UNAVAILABLE = {
+    "security rules": s.ReloadItem(part="security rules", status="unchanged", detail="disabled"),
+    "routes": s.ReloadItem(
+        part="routes",
+        status="unavailable",
+        detail="no configuration file, or a custom router (server.router)",
+    ),
+}
+
+
+def _item(part: str, outcome: str, unavailable: s.ReloadItem) -> s.ReloadItem:
+    """A reload outcome of :class:`~sipedge.app.App` ("reloaded", "failed: why", ...)."""
+    if outcome.startswith("failed: "):
+        return s.ReloadItem(part=part, status="failed", detail=outcome[8:])
+    if outcome == "reloaded":
+        return s.ReloadItem(part=part, status="reloaded")
+    if outcome == "unchanged":
+        return s.ReloadItem(part=part, status="unchanged")
+    return unavailable

@@ -16,7 +16,7 @@ from .metrics import Exposition, Histogram, Traffic
 from .monitor import Monitor
 from .schemas import RelayNode
 
-__all__ = ["SECURITY_DROPS", "MetricsSnapshot", "render"]
+__all__ = ["SECURITY_DROPS", "MetricsSnapshot", "merged_drops", "render"]
 
 #: Security counters that count requests dropped or refused, and their reason label.
 SECURITY_DROPS = {
@@ -26,6 +26,15 @@ SECURITY_DROPS = {
     "rules.ban": "rule_ban",
     "rules.reject": "rule_reject",
 }
+
+
+def merged_drops(drops: Mapping[str, int], security: Mapping[str, int]) -> dict[str, int]:
+    """The engine's drops by reason plus the security counters that count drops."""
+    out = dict(drops)
+    for key, reason in SECURITY_DROPS.items():
+        if security.get(key):
+            out[reason] = out.get(reason, 0) + security[key]
+    return out
 
 
 @dataclass(slots=True)
@@ -102,10 +111,7 @@ def _traffic(out: Exposition, traffic: Traffic, security: Mapping[str, int]) -> 
             req.append(({"direction": direction, "method": name}, n))
     out.counter("sipedge_sip_requests_total", "SIP requests by direction and method.", req)
     out.counter("sipedge_sip_responses_total", "SIP responses by direction and code.", resp)
-    drops = dict(traffic.drops)
-    for key, reason in SECURITY_DROPS.items():
-        if security.get(key):
-            drops[reason] = drops.get(reason, 0) + security[key]
+    drops = merged_drops(traffic.drops, security)
     out.counter(
         "sipedge_messages_dropped_total", "Messages dropped by reason.", _by("reason", drops)
     )

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..transport.base import bound_socket
 from .capture import Capture
 from .metrics import Traffic
 from .monitor import Monitor
@@ -27,13 +28,9 @@ log = logging.getLogger("sipedge.mgmt")
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on (host, port); OSError when it cannot be bound."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = bound_socket(host, port, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
         sock.listen(128)
-        sock.setblocking(False)
     except OSError:
         sock.close()
         raise

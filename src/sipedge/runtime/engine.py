@@ -72,7 +72,6 @@ class Engine:
         self.stats["received"] += 1
         tap = self.tap
         if self.bans is not None and self.bans.is_banned(flow.remote[0], self.loop.time()):
-            self.stats["banned_drops"] = self.stats.get("banned_drops", 0) + 1
             if tap is not None:
                 tap.dropped("banned")
             return  # silence: a banned source learns nothing and costs one dict look-up
