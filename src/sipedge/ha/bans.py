@@ -26,7 +26,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from ..security.bans import Ban, MemoryBanList
@@ -160,8 +160,7 @@ class RedisBanList:
         seconds = until_wall - self._wall()
         if seconds <= 0 or self.local.is_banned(ip, now + seconds):
             return False
-        with _no_ban_lines():
-            self.local.ban_now(ip, seconds, reason, now)
+        self.local.ban_now(ip, seconds, reason, now, log_line=False)
         log.debug("ban of %s by node %s applied here (%s, %.0f s)", ip, node, reason, seconds)
         return True
 
@@ -182,11 +181,8 @@ class RedisBanList:
                 return
             if self._apply(ip, until, str(msg.get("reason", "remote")), str(node)):
                 self.counters["bans.remote"] += 1
-        elif op == "unban" and ip not in self._pending:
-            with _no_ban_lines():
-                lifted = await self.local.unban(ip)
-            if lifted:
-                log.debug("unban of %s by node %s applied here", ip, node)
+        elif op == "unban" and ip not in self._pending and self.local.unban_now(ip, log_line=False):
+            log.debug("unban of %s by node %s applied here", ip, node)
 
     async def run(self, retry_interval: float = 1.0) -> None:
         """Follow the ban channel for ever: subscribe, load the stored bans, flush the
@@ -208,19 +204,6 @@ class RedisBanList:
                 self.subscribed.clear()
                 await _close_quietly(pubsub)
             await asyncio.sleep(retry_interval)
-
-
-@contextlib.contextmanager
-def _no_ban_lines() -> Iterator[None]:
-    """Silence the fail2ban lines of :class:`MemoryBanList` (logger ``sipedge.security``)
-    around a synchronous change of the mirror: the node that made the ban logged it."""
-    security_log = logging.getLogger("sipedge.security")
-    was = security_log.disabled
-    security_log.disabled = True
-    try:
-        yield
-    finally:
-        security_log.disabled = was
 
 
 async def _close_quietly(pubsub: Any) -> None:

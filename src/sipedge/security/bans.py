@@ -103,8 +103,11 @@ class MemoryBanList:
         """Ban ``ip`` until ``now + seconds`` (keeping a later expiry); log the ban line."""
         self.ban_now(ip, seconds, reason, self._clock() if now is None else now)
 
-    def ban_now(self, ip: str, seconds: float, reason: str, now: float) -> None:
-        """The synchronous body of :meth:`ban`."""
+    def ban_now(
+        self, ip: str, seconds: float, reason: str, now: float, *, log_line: bool = True
+    ) -> None:
+        """The synchronous body of :meth:`ban`; ``log_line=False`` skips the fail2ban line
+        (a ban another node made and logged, mirrored here)."""
         until = now + seconds
         old = self._until.get(ip)
         if old is not None and old > now:
@@ -117,7 +120,8 @@ class MemoryBanList:
             self.counters["bans.added"] += 1
         self._until[ip] = until
         self._reason[ip] = reason
-        log.warning("%s", ban_line(ip, reason, seconds))
+        if log_line:
+            log.warning("%s", ban_line(ip, reason, seconds))
 
     def _make_room(self, now: float) -> None:
         self._sweep(now)
@@ -137,11 +141,16 @@ class MemoryBanList:
 
     async def unban(self, ip: str) -> bool:
         """Lift the ban on ``ip`` (logged); return whether there was one."""
+        return self.unban_now(ip)
+
+    def unban_now(self, ip: str, *, log_line: bool = True) -> bool:
+        """The synchronous body of :meth:`unban` (``log_line`` as for :meth:`ban_now`)."""
         if ip not in self._until:
             return False
         self._forget(ip)
         self.counters["bans.removed"] += 1
-        log.warning("%s", unban_line(ip))
+        if log_line:
+            log.warning("%s", unban_line(ip))
         return True
 
     def is_banned(self, ip: str, now: float) -> bool:
