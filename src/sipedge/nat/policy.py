@@ -90,9 +90,12 @@ class NatTraversal:
         REGISTER is never changed here: the registrar keeps the flow instead.
         """
         edits = self.settings.contact == "rewrite" or self.settings.fix_sdp
-        if not edits or req.method in _NEVER or not self.nated(req, flow):
+        if not edits or req.method in _NEVER:
             return
-        if self.settings.contact == "rewrite" and self.signalling_nated(req, flow):
+        fired = detect(req, flow, self.settings.tests)  # once: both decisions come from it
+        if not fired:
+            return
+        if self.settings.contact == "rewrite" and fired & SIGNALLING_TESTS:
             rewrite_contacts(req, flow)
         if self.settings.fix_sdp:
             fix_sdp(req, flow.remote[0], origin=self.settings.fix_sdp_origin)
@@ -114,14 +117,12 @@ class NatTraversal:
         the request went); ``recorded`` whether we record-routed that request.
         """
         flow = _branch_flow(branch)
-        if (
-            flow is None
-            or resp.status not in _DIALOG_STATUSES
-            or resp.cseq.method in _NEVER
-            or not self.nated(resp, flow)
-        ):
+        if flow is None or resp.status not in _DIALOG_STATUSES or resp.cseq.method in _NEVER:
             return
-        if self.signalling_nated(resp, flow):
+        fired = detect(resp, flow, self.settings.tests)  # once: both decisions come from it
+        if not fired:
+            return
+        if fired & SIGNALLING_TESTS:
             if self.settings.contact == "rewrite":
                 rewrite_contacts(resp, flow)
             elif recorded:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from ..proxy.routing import Interface
 from ..sip.errors import ParseError
 from ..sip.hdr.nameaddr import parse_name_addr
 from ..sip.message import Message
@@ -60,5 +61,4 @@ def received_uri(flow: Flow) -> str:
 def path_value(token: str, host: str, port: int, transport: str) -> str:
     """A Path value naming us at ``host:port`` over ``transport``, ``token`` as the user
     (loose routing, RFC 3327 §4 and RFC 3261 §19.1.1)."""
-    tp = "" if transport.lower() == "udp" else f";transport={transport.lower()}"
-    return f"<sip:{token}@{host_text(host)}:{port}{tp};lr>"
+    return Interface(transport.lower(), host, port).rr_uri(user=token)
