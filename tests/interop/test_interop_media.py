@@ -152,6 +152,9 @@ def test_dead_node_neither_stalls_other_calls_nor_gets_new_ones(
     finally:
         hole.close()
     context = f"setup times (ms): {sorted(times)}\n{proxy.describe()}"
+    print(
+        f"\n[dead node] setup times (ms): {sorted(times)}; dead-node commands: {len(hole.cookies)}"
+    )
     assert len(times) == calls, context
     slow = [t for t in times if t > 500]
     fast = [t for t in times if t < 150]
