@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sipedge.sip import _accel
 from sipedge.sip.errors import ParseError
 from sipedge.sip.hdr.via import parse_via
+from sipedge.sip.headers import COMPACT_FORMS, header_key
 from sipedge.sip.message import Field, Message, Request, Response, _split_head
 from sipedge.sip.parser import DEFAULT_LIMITS, Limits, parse_message
 
@@ -526,3 +527,15 @@ def test_usual_via_values_are_taken_by_the_accelerator() -> None:
     text = "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport"
     expected = [(v.transport, v.host, v.port, str(v.params)) for v in parse_via(text)]
     assert BUILT.via(text) == expected
+
+
+def test_the_c_header_table_agrees_with_header_key() -> None:
+    """_speedups.c has its own copy of the compact forms and known spellings: every compact
+    letter (both cases) and every long name must get the key header_key gives."""
+    if BUILT is None:
+        pytest.skip("the C accelerator is not built here")
+    names = [n for c in COMPACT_FORMS for n in (c, c.upper())]
+    names += [*sorted(set(COMPACT_FORMS.values())), "Record-Route", "WWW-Authenticate", "X-Mine"]
+    head = ("OPTIONS sip:x SIP/2.0\r\n" + "".join(f"{n}: v\r\n" for n in names)).encode()
+    made = BUILT.fields(head + b"\r\n", len(head), lambda *a: a)
+    assert [m[0] for m in made] == [header_key(n) for n in names]
