@@ -40,6 +40,7 @@ from .nat.pinger import NatPinger
 from .nat.setup import build_nat, build_pinger, pings_answered
 from .proxy.core import Proxy, ProxySettings
 from .proxy.default_router import DefaultRouter
+from .proxy.lane import RegisterLane
 from .proxy.routing import Identity
 from .proxy.targets import LocalListener, Locator
 from .registrar import MemoryLocationStore, Registrar, RegistrarPolicy
@@ -144,6 +145,7 @@ class App:
         if registrar is not None:
             self._start_pinger(registrar, locator)
         proxy.after_async = self.engine.pump
+        self.engine.lane = RegisterLane(proxy, self.engine.send, 64 * self.layer.config.t1)
         if self.relay is not None:
             await self.relay.start()
         self.engine.proxy = proxy

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sipedge.proxy.core import fix_via, response_dest
+from sipedge.proxy.vias import fix_via, response_dest
 from sipedge.transport.base import Flow
 
 from .support import NATED, PUBLIC, request

@@ -31,7 +31,6 @@ from typing import Any
 from ..dialog import Dialog, DialogTracker
 from ..media.ng import RelayError
 from ..media.session import MediaSession
-from ..nat.addresses import is_private, same_ip
 from ..nat.policy import NatTraversal
 from ..security import Action, Security, Verdict
 from ..sip.build import build_response
@@ -53,7 +52,7 @@ from ..sip.transaction.events import (
 )
 from ..sip.transaction.layer import TransactionLayer
 from ..sip.transaction.server import ServerTransaction
-from ..transport.base import Flow, normalize_ip
+from ..transport.base import Flow
 from .best import choose_best
 from .calls import CallControl
 from .checks import validate_request
@@ -64,6 +63,7 @@ from .hooks import Decision, Drop, Relay, RequestContext, Respond, Router, Targe
 from .routing import Identity, Interface, preprocess_routes
 from .stateless import StatelessForwarder
 from .targets import Dest, Locator
+from .vias import fix_via, response_dest
 
 log = logging.getLogger("sipedge.proxy")
 
@@ -179,7 +179,7 @@ class Proxy:
     def _on_ack(self, ack: Request, flow: Flow) -> None:
         work = self.calls.ack_work(ack, flow)
         if work is None:
-            self.stateless.forward_ack(ack, flow, self.router, self._ctx_for)
+            self.stateless.forward_ack(ack, flow, self.router, self.context_for)
         else:
             self.spawn(self._ack_after(work, ack, flow))
 
@@ -188,7 +188,7 @@ class Proxy:
             await work
         except RelayError as exc:
             log.warning("call %s: media answer in ACK failed: %s", ack.call_id, exc)
-        self.stateless.forward_ack(ack, flow, self.router, self._ctx_for)
+        self.stateless.forward_ack(ack, flow, self.router, self.context_for)
         self.after_async()
 
     def send_failed(self, dest: Dest) -> None:
@@ -198,8 +198,8 @@ class Proxy:
             self.layer.transport_error(branch.txn, self.clock(), "send failed")
 
     # ------------------------------------------------------------------ requests
-    def _screen(self, req: Request, flow: Flow, now: float) -> Verdict | None:
-        """The security check that runs before routing and authentication."""
+    def screen(self, req: Request, flow: Flow, now: float) -> Verdict | None:
+        """The security check that runs before routing and authentication (None: off)."""
         if self.security is None:
             return None
         try:
@@ -213,7 +213,8 @@ class Proxy:
         except ParseError:
             return None  # malformed parts are answered 400 by the §16.3 checks
 
-    def _ctx_for(self, req: Request, flow: Flow) -> RequestContext:
+    def context_for(self, req: Request, flow: Flow) -> RequestContext:
+        """What the router's hooks see of ``req``."""
         return RequestContext(
             request=req,
             flow=flow,
@@ -224,7 +225,7 @@ class Proxy:
 
     def _on_request(self, req: Request, flow: Flow) -> None:
         now = self.clock()
-        verdict = self._screen(req, flow, now)
+        verdict = self.screen(req, flow, now)
         if verdict is not None and verdict.action in (Action.DROP, Action.BAN):
             return  # scanners and floods get silence (no transaction, nothing sent)
         fix_via(req, flow)
@@ -255,7 +256,7 @@ class Proxy:
             self._respond(stx, 503, "Shutting Down", [("Retry-After", "5")])
             return
         info = preprocess_routes(req, me, self.tokens, flow)
-        ctx = self._ctx_for(req, flow)
+        ctx = self.context_for(req, flow)
         ctx.loose_routed = info.consumed > 0
         ctx.for_us = not req.routes and me.is_domain(req.uri)
         if (
@@ -306,9 +307,19 @@ class Proxy:
         req = stx.request
         if stx.terminated or not isinstance(req, Request):
             return  # already answered with a final response
-        tag = self._prefix[7:] + format(next(self._seq), "x") if status > 100 else None
+        tag = self.new_tag() if status > 100 else None
         resp = build_response(req, status, reason, to_tag=tag, headers=headers)
         self.layer.send_response(stx, resp, self.clock())
+
+    def new_tag(self) -> str:
+        """A To tag for a response we make ourselves (unique per node and response)."""
+        return self._prefix[7:] + format(next(self._seq), "x")
+
+    def adopt(self, req: Request, dest: Dest, ctx: RequestContext, decision: Decision) -> None:
+        """Carry out ``decision`` for a request that arrived outside the transaction layer
+        (the local REGISTER lane): it gets its server transaction now."""
+        stx = self.layer.create_server_transaction(req, dest, self.clock())
+        self._apply(ResponseContext(ctx, stx), decision)
 
     def _capabilities(self) -> list[tuple[str, str]]:
         caps = [
@@ -756,48 +767,6 @@ def with_udp_fallback(hop: Hop, targets: list[Addr], asked: str | None) -> list[
         if t.transport == "tcp" and "udp" in hop.transports
     ]
     return [*targets, *[t for t in extra if t not in targets]]
-
-
-def fix_via(req: Request, flow: Flow) -> None:
-    """RFC 3261 §18.2.1 and RFC 3581 §4: add received (and fill rport) to the top Via.
-
-    A UDP sender whose sent-by is a private address other than its source is behind a
-    NAT: it is answered as if it had asked for rport (Kamailio's ``force_rport``), since
-    only the source port of its NAT binding reaches it.
-    """
-    via = req.vias[0]
-    src_ip, src_port = flow.remote
-    if (
-        via.rport is None
-        and flow.transport == "udp"
-        and is_private(via.host)
-        and not same_ip(via.host, src_ip)
-    ):
-        via.params.set("rport", None)
-    if via.rport is not None:
-        via.set_rport(src_port)
-        via.set_received(src_ip)
-    else:
-        try:
-            same = normalize_ip(via.host.strip("[]")) == src_ip
-        except ValueError:
-            same = False
-        if same:
-            return
-        via.set_received(src_ip)
-    req.replace_top_via(via)
-
-
-def response_dest(req: Request, flow: Flow) -> Dest:
-    """Where responses to ``req`` go (RFC 3261 §18.2.2, RFC 3581 §4)."""
-    via = req.vias[0]
-    if flow.transport == "udp" and via.rport is None:
-        port = via.port or 5060
-        if port != flow.remote[1]:
-            return Dest(Flow("udp", flow.local, (flow.remote[0], port)))
-    if flow.transport in ("ws", "wss"):
-        return Dest(flow)  # RFC 7118 §5: a WebSocket client is never dialled
-    return Dest(flow, fallback=(flow.remote[0], via.port or 5060))
 
 
 def _call_id(ev: Output) -> str:

@@ -18,6 +18,7 @@ from ..proxy.core import Proxy
 from ..proxy.targets import Dest
 from ..sip.build import build_error_from_raw
 from ..sip.errors import ParseError
+from ..sip.message import Request
 from ..sip.parser import DEFAULT_LIMITS, Limits, parse_message
 from ..sip.transaction.events import SendMessage
 from ..sip.transaction.layer import TransactionLayer
@@ -42,6 +43,12 @@ class Tap(Protocol):
     def dropped(self, reason: str) -> None: ...
 
 
+class Lane(Protocol):
+    """Requests handled outside the transaction layer (:class:`sipedge.proxy.lane.RegisterLane`)."""
+
+    def take(self, req: Request, flow: Flow) -> bool: ...
+
+
 class Engine:
     """Glue between the transport manager, the transaction layer and the proxy."""
 
@@ -60,6 +67,8 @@ class Engine:
         self.bans: BanCheck | None = None
         #: Told of every message in and out and of drops (the management API's metrics).
         self.tap: Tap | None = None
+        #: Takes REGISTERs our registrar answers past the transaction layer (set by the app).
+        self.lane: Lane | None = None
         self._handle: asyncio.TimerHandle | None = None
         self._armed: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -84,6 +93,10 @@ class Engine:
             return
         token = CALL_ID.set(msg.call_id)  # log lines and tasks of this message carry it
         try:
+            lane = self.lane
+            register = type(msg) is Request and msg.method == "REGISTER"
+            if register and lane is not None and lane.take(msg, flow):  # type: ignore[arg-type]
+                return
             self.layer.receive_message(msg, flow, self.loop.time())
             self.pump()
         finally:
@@ -117,6 +130,10 @@ class Engine:
                 except Exception:  # a bug must not stop the message pump: log and go on
                     log.exception("error handling %s", type(out).__name__)
         self._rearm()
+
+    def send(self, data: bytes, dest: Dest) -> None:
+        """Send ``data`` to ``dest`` outside any transaction (counted and tapped)."""
+        self._send(data, dest)
 
     def _send(self, data: bytes, dest: object) -> None:
         assert isinstance(dest, Dest) and self.transport is not None

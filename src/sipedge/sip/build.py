@@ -114,6 +114,30 @@ def build_response(
     return resp
 
 
+def response_bytes(
+    req: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> bytes:
+    """``build_response(...).to_bytes()`` without building the :class:`Response` (for
+    responses nothing else looks at, e.g. the registrar's answers); no body."""
+    lines = [f"SIP/2.0 {status} {reason if reason is not None else reason_phrase(status)}"]
+    tagged = to_tag is not None and req.to_tag is None and status != 100
+    for f in req.fields:
+        key = f.key
+        if key in _COPIED:
+            lines.append(f.raw)
+        elif key == "to":
+            lines.append(f"{f.name}: {f.value};tag={to_tag}" if tagged else f.raw)
+    for name, value in headers or ():
+        lines.append(f"{name}: {value}")
+    lines.append("Content-Length: 0\r\n\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
 def _request_like(orig: Request, method: str, to_field: Field) -> Request:
     """A request sharing ``orig``'s Request-URI, top Via, From and Call-ID (§9.1, §17.1.1.3)."""
     top_via = orig.vias[0]
