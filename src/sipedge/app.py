@@ -145,7 +145,11 @@ class App:
         if registrar is not None:
             self._start_pinger(registrar, locator)
         proxy.after_async = self.engine.pump
-        self.engine.lane = RegisterLane(proxy, self.engine.send, 64 * self.layer.config.t1)
+        # Eager: the default router over in-process stores (not Redis, whose client needs a
+        # current task) decides most REGISTERs without a task of their own.
+        eager = self.shared is None and type(proxy.router) is DefaultRouter
+        linger = 64 * self.layer.config.t1  # RFC 3261 §17.2.2 Timer J
+        self.engine.lane = RegisterLane(proxy, self.engine.send, linger, eager=eager)
         if self.relay is not None:
             await self.relay.start()
         self.engine.proxy = proxy

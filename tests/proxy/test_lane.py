@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from sipedge.proxy.default_router import DefaultRouter, DefaultRouterConfig
-from sipedge.proxy.hooks import BaseRouter, Decision, Relay, RequestContext, Target
+from sipedge.proxy.hooks import BaseRouter, Decision, Relay, RequestContext, Respond, Target
 from sipedge.proxy.lane import DELEGATED, PENDING, AnswerCache, RegisterLane
 from sipedge.proxy.targets import Dest
 from sipedge.registrar import MemoryLocationStore, Registrar
@@ -57,13 +57,13 @@ class CountingRegistrar(Registrar):
 class Rig:
     """A proxy harness with the lane in front of its transaction layer."""
 
-    def __init__(self, router: BaseRouter | None = None) -> None:
+    def __init__(self, router: BaseRouter | None = None, *, eager: bool = False) -> None:
         self.tasks: list[asyncio.Future[Any]] = []
         self.registrar = CountingRegistrar(MemoryLocationStore(None))
         config = DefaultRouterConfig(registrar=self.registrar)
         self.h = Harness(router=router or DefaultRouter(config), spawn=self._spawn)
         self.wire: list[tuple[bytes, Dest]] = []
-        self.lane = RegisterLane(self.h.proxy, self._send, LINGER)
+        self.lane = RegisterLane(self.h.proxy, self._send, LINGER, eager=eager)
 
     def _spawn(self, aw: Awaitable[Any]) -> None:
         self.tasks.append(asyncio.ensure_future(aw))
@@ -246,3 +246,69 @@ def test_answer_cache_is_bounded() -> None:
     assert len(cache) == 3
     assert cache.get(("b", "h", 0), 5.0) is None  # the oldest went first
     assert cache.get(("b", "h", 4), 5.0) == (b"x", DEST)
+
+
+def test_eager_lane_answers_without_a_task() -> None:
+    async def main() -> None:
+        rig = Rig(eager=True)
+        assert rig.feed(register())
+        assert rig.statuses() == [200]  # answered before the loop ran at all
+        assert rig.tasks == []
+        assert rig.registrar.calls == 1
+
+    run(main())
+
+
+class WaitingRouter(BaseRouter):
+    """Answers REGISTER after waiting for a future that the test completes (or fails)."""
+
+    def __init__(self) -> None:
+        self.gate: asyncio.Future[str] | None = None
+        self.seen: list[str] = []
+
+    def answers_register(self, ctx: RequestContext) -> bool:
+        return True
+
+    async def on_request(self, ctx: RequestContext) -> Decision:
+        self.gate = asyncio.get_running_loop().create_future()
+        try:
+            self.seen.append(await self.gate)
+        except ValueError as exc:
+            self.seen.append(f"error {exc}")
+            return Respond(500)
+        await asyncio.sleep(0)  # a bare yield after the first wait
+        return Respond(200)
+
+
+def test_eager_lane_hands_a_waiting_coroutine_to_a_task() -> None:
+    async def main() -> None:
+        router = WaitingRouter()
+        rig = Rig(router=router, eager=True)
+        rig.feed(register())
+        assert rig.wire == [] and len(rig.tasks) == 1
+        assert rig.feed(register())  # a retransmission while it waits is absorbed
+        assert router.gate is not None
+        router.gate.set_result("value")
+        await rig.settle()
+        assert router.seen == ["value"] and rig.statuses() == [200]
+        rig.feed(register(branch="z9hG4bKr2"))
+        router.gate.set_exception(ValueError("boom"))
+        await rig.settle()
+        assert router.seen[-1] == "error boom" and rig.statuses() == [200, 500]
+
+    run(main())
+
+
+def test_cancelling_the_task_closes_the_waiting_coroutine() -> None:
+    async def main() -> None:
+        router = WaitingRouter()
+        rig = Rig(router=router, eager=True)
+        rig.feed(register())
+        await asyncio.sleep(0)
+        rig.tasks[0].cancel()
+        await rig.settle()
+        assert rig.tasks[0].cancelled()
+        assert router.gate is not None and router.gate.cancelled()
+        assert rig.wire == []
+
+    run(main())

@@ -18,11 +18,12 @@ REGISTER) is handed to the proxy with a server transaction made at that point.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..security import Action
 from ..sip.build import response_bytes
@@ -47,6 +48,31 @@ class LocalRegisterRouter(Protocol):
     """A router that may declare REGISTERs it answers itself (see the module docstring)."""
 
     def answers_register(self, ctx: RequestContext) -> bool: ...
+
+
+async def _carry_on(coro: Coroutine[Any, Any, Decision], step: object) -> Decision:
+    """Finish a coroutine that was started outside any task and stopped at ``step`` (the
+    future it waits for, or None for a bare yield), as the task running it would have."""
+    while True:
+        if step is None:
+            await asyncio.sleep(0)
+        elif isinstance(step, asyncio.Future):
+            step._asyncio_future_blocking = False  # taken over, as Task.__step does
+            try:
+                await step
+            except asyncio.CancelledError:
+                if not step.cancelled():  # we were cancelled, not what it waits for
+                    coro.close()
+                    raise
+            except Exception:  # the coroutine gets it when resumed below
+                pass
+        else:
+            coro.close()
+            raise RuntimeError(f"coroutine yielded {step!r}, not a future")
+        try:
+            step = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
 
 class _Pending:
@@ -133,8 +159,20 @@ class RegisterLane:
     from ``proxy``, whose checks and router the lane shares.
     """
 
-    def __init__(self, proxy: Proxy, send: Callable[[bytes, Dest], None], linger: float) -> None:
+    def __init__(
+        self,
+        proxy: Proxy,
+        send: Callable[[bytes, Dest], None],
+        linger: float,
+        *,
+        eager: bool = False,
+    ) -> None:
         self.proxy = proxy
+        #: Run the router's coroutine at once instead of in a task of its own (a task
+        #: takes over only if it has to wait). Only for routers and stores that never need
+        #: ``asyncio.current_task()`` before their first wait (``asyncio.timeout`` does):
+        #: the default router over in-process stores.
+        self.eager = eager
         self.send = send
         self.answers = AnswerCache(linger)
         router = proxy.router
@@ -197,6 +235,18 @@ class RegisterLane:
             decision = proxy.router.on_request(ctx)
         except ParseError as exc:
             decision = Respond(exc.status_hint, exc.reason)
+        if inspect.iscoroutine(decision) and self.eager:
+            try:
+                step = decision.send(None)  # as far as it goes without waiting
+            except StopIteration as stop:
+                decision = stop.value
+            except ParseError as exc:
+                decision = Respond(exc.status_hint, exc.reason)
+            except Exception:
+                log.exception("call %s: REGISTER handling failed", req.call_id)
+                return
+            else:
+                decision = _carry_on(decision, step)
         if inspect.isawaitable(decision):
             self.answers.begin(key, now)
             proxy.spawn(self._await(req, flow, dest, key, ctx, decision))
