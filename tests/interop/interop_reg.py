@@ -205,6 +205,8 @@ class RawRegistrar:
     sock: socket.socket = field(init=False)
 
     def __post_init__(self) -> None:
+        self.last: tuple[bytes, str] = (b"", "")
+        self.last_reply = b""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
         self.sock.settimeout(2.0)
@@ -230,13 +232,24 @@ class RawRegistrar:
         if authorization:
             lines.append(f"Authorization: {authorization}")
         data = ("\r\n".join([*lines, "Content-Length: 0"]) + "\r\n\r\n").encode()
+        self.last = (data, branch)
+        return self._exchange(data, branch)
+
+    def _exchange(self, data: bytes, branch: str) -> Reply:
         start = time.perf_counter()
         self.sock.sendto(data, (HOST, self.port))
         while True:
             got = self.sock.recv(65535)
             reply = parse_reply(got, time.perf_counter() - start)
             if reply.status >= 200 and branch in got.decode("utf-8", "replace"):
+                self.last_reply = got
                 return reply
+
+    def resend(self) -> bytes:
+        """Send the last REGISTER again, byte for byte (a retransmission, RFC 3261
+        §17.1.2.2), and return the final response datagram it gets."""
+        self._exchange(*self.last)
+        return self.last_reply
 
     def attempt(self, user: str, password: str) -> tuple[Reply, Reply]:
         """REGISTER, then answer its MD5 challenge with ``password``: both replies."""

@@ -321,6 +321,27 @@ def test_bindings_survive_a_restart(proxy: RegistrarProxy, topo: Topology, sipps
     ok(proxy, foreign_call(sipps, proxy, "bob"), uas)
 
 
+@pytest.mark.interop
+def test_retransmitted_register_gets_the_same_answer(proxy: RegistrarProxy) -> None:
+    # RFC 3261 §17.2.2: a retransmission of an answered REGISTER gets the same final
+    # response again (sipedge keeps the answer, not a transaction), not a fresh 401 for a
+    # reused nonce count, and the registrar does not run it twice.
+    client = RawRegistrar(proxy.topo.proxy)
+    try:
+        _, second = client.attempt("alice", PASSWORDS["alice"])
+        assert second.status == 200, second
+        answered = client.last_reply
+        for _ in range(2):
+            assert client.resend() == answered
+        # A new REGISTER with the same nonce count is a replay, not a retransmission.
+        data, branch = client.last
+        replay = data.replace(branch.encode(), b"z9hG4bK-replayed-branch")
+        client.last = (replay, "z9hG4bK-replayed-branch")
+        assert client.resend().startswith(b"SIP/2.0 401 ")
+    finally:
+        client.close()
+
+
 # --- 6. no user enumeration
 
 
