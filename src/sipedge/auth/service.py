@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from ..sip.digest import (
+    ALGORITHMS,
     AuthOutcome,
     NonceCounter,
     NonceFactory,
@@ -28,12 +29,11 @@ from ..sip.digest import (
     base_algorithm,
     build_challenges,
     compute_ha1,
-    normalize_algorithm,
 )
 from ..sip.errors import ParseError
 from ..sip.hdr.auth import Credentials, parse_credentials
 from ..sip.message import Request
-from .store import CredentialStore
+from .store import Credential, CredentialStore
 
 __all__ = ["AuthResult", "Authenticator"]
 
@@ -99,6 +99,15 @@ class Authenticator:
         # Validates the names (ProtocolError) and fixes their spelling.
         probe = build_challenges(realm, "x", algorithms=algorithms)
         self.algorithms: tuple[str, ...] = tuple(c.algorithm for c in probe)
+        # Upper-cased algorithm name -> stored-HA1 algorithm, for the offered ones only.
+        self._offered = {
+            a.upper(): base_algorithm(a) for a in ALGORITHMS if base_algorithm(a) in self.algorithms
+        }
+        self._frames = {
+            (proxy, stale): _frame(realm, self.algorithms, proxy, stale)
+            for proxy in (False, True)
+            for stale in (False, True)
+        }
         self._allow_no_qop = allow_no_qop
         dummy_password = secrets.token_hex(16)
         self._dummy_ha1 = {
@@ -121,19 +130,19 @@ class Authenticator:
         exactly like a wrong password.
         """
         header = "Proxy-Authorization" if proxy else "Authorization"
-        chosen, bad = self._select(req.header_list(header))
+        chosen, base, bad = self._select(req.header_list(header))
         if chosen is None:
             if bad is not None:
                 return AuthResult(False, None, 400, [], f"unparsable credentials: {bad}")
             return self._challenge(proxy, "no credentials for our realm")
         params = chosen.params
-        algorithm = normalize_algorithm(params.get("algorithm"))
-        if algorithm is None or base_algorithm(algorithm) not in self.algorithms:
+        if base is None:
             return self._challenge(proxy, f"algorithm {params.get('algorithm')!r} not offered")
         if params.get("uri") != req.uri_text:
             return self._challenge(proxy, "digest uri differs from the Request-URI")
         username = params.get("username", "")
-        outcome = await self._verify(params, req, username, base_algorithm(algorithm))
+        cred = await self.store.get(username, self.realm) if username else None
+        outcome = self._verify(params, req, username, base, cred)
         if not _same_user(username, expect_user):
             outcome = AuthOutcome.FAILED  # indistinguishable from a wrong password
         if outcome is AuthOutcome.OK:
@@ -144,13 +153,14 @@ class Authenticator:
             return self._challenge(proxy, "nonce count replayed")
         return self._challenge(proxy, _REJECTED)
 
-    def _select(self, values: list[str]) -> tuple[Credentials | None, str | None]:
-        """The credentials to check, else the first parse error.
+    def _select(self, values: list[str]) -> tuple[Credentials | None, str | None, str | None]:
+        """The credentials to check and the stored-HA1 algorithm they use if we offer it,
+        else the first parse error.
 
         Digest credentials for our realm win, preferring one whose algorithm we offer;
         credentials for other realms belong to other hops and are ignored.
         """
-        ours: list[Credentials] = []
+        first: Credentials | None = None
         bad: str | None = None
         for value in values:
             try:
@@ -158,19 +168,29 @@ class Authenticator:
             except ParseError as exc:
                 bad = bad or exc.reason
                 continue
-            if creds.scheme.lower() == "digest" and creds.params.get("realm") == self.realm:
-                ours.append(creds)
-        for creds in ours:
-            algorithm = normalize_algorithm(creds.params.get("algorithm"))
-            if algorithm is not None and base_algorithm(algorithm) in self.algorithms:
-                return creds, None
-        return (ours[0] if ours else None), bad
+            if creds.scheme.lower() != "digest" or creds.params.get("realm") != self.realm:
+                continue
+            base = self._offered_base(creds.params.get("algorithm"))
+            if base is not None:
+                return creds, base, None
+            if first is None:
+                first = creds
+        return first, None, bad
 
-    async def _verify(
-        self, params: dict[str, str], req: Request, username: str, base: str
+    def _offered_base(self, algorithm: str | None) -> str | None:
+        """The stored-HA1 algorithm behind ``algorithm`` (absent: MD5, RFC 7616 §3.3) if we
+        offer it, else None."""
+        return self._offered.get("MD5" if algorithm is None else algorithm.strip().upper())
+
+    def _verify(
+        self,
+        params: dict[str, str],
+        req: Request,
+        username: str,
+        base: str,
+        cred: Credential | None,
     ) -> AuthOutcome:
         """Check the response with the stored HA1, or a dummy one for an unknown user."""
-        cred = await self.store.get(username, self.realm) if username else None
         stored = None if cred is None else cred.ha1.get(base)
         ha1 = self._dummy_ha1[base] if stored is None else stored
         try:
@@ -197,15 +217,27 @@ class Authenticator:
         """401 with ``WWW-Authenticate`` or 407 with ``Proxy-Authenticate`` (RFC 3261 §22.2,
         §22.3), one header field per algorithm, most preferred first (RFC 8760 §2.4)."""
         nonce = self._nonces.make(self._clock(), self.realm, os.urandom(8))
-        name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
-        challenges = build_challenges(self.realm, nonce, algorithms=self.algorithms, stale=stale)
-        headers = [(name, c.header_value()) for c in challenges]
+        headers = [(name, head + nonce + tail) for name, head, tail in self._frames[proxy, stale]]
         return AuthResult(False, None, 407 if proxy else 401, headers, reason)
+
+
+def _frame(
+    realm: str, algorithms: Sequence[str], proxy: bool, stale: bool
+) -> list[tuple[str, str, str]]:
+    """(header name, text before the nonce, text after it) per challenge of
+    :func:`~sipedge.sip.digest.build_challenges`. Our nonces are base64url, so quoting one
+    only adds the double quotes."""
+    name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+    frames = []
+    for c in build_challenges(realm, "", algorithms=algorithms, stale=stale):
+        head, tail = c.around_nonce()
+        frames.append((name, head + '"', '"' + tail))
+    return frames
 
 
 def _same_user(username: str, expect_user: str | None) -> bool:
     """Whether the authenticated ``username`` is ``expect_user`` (a URI user part, which may
     be %-escaped: RFC 3261 §19.1.4 compares it unescaped)."""
-    if expect_user is None:
+    if expect_user is None or username == expect_user:
         return True
-    return username in (expect_user, unquote(expect_user))
+    return username == unquote(expect_user)

@@ -13,11 +13,13 @@ values (what ``sipedge.sip.hdr.auth`` produces). Pure: the clock (``now``) and r
 
 from __future__ import annotations
 
-import base64
 import binascii
+import functools
 import hashlib
 import hmac
+import itertools
 import math
+import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,11 +45,12 @@ __all__ = [
     "verify",
 ]
 
-# RFC 7616 §3.3 / RFC 8760 §2.1: algorithm name -> hashlib name. Names compare
+# RFC 7616 §3.3 / RFC 8760 §2.1: algorithm name -> hash constructor. Names compare
 # case-insensitively; the "-sess" variants reuse the base hash (RFC 7616 §3.4.2).
-_HASHES = {"MD5": "md5", "SHA-256": "sha256"}
+_HASHES = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 ALGORITHMS: tuple[str, ...] = ("SHA-256", "SHA-256-sess", "MD5", "MD5-sess")
 _CANONICAL = {name.upper(): name for name in ALGORITHMS}
+_BASE = {name.upper(): name.removesuffix("-sess") for name in ALGORITHMS}
 
 
 def normalize_algorithm(name: str | None) -> str | None:
@@ -62,8 +65,10 @@ def normalize_algorithm(name: str | None) -> str | None:
 
 def base_algorithm(algorithm: str) -> str:
     """The stored-HA1 algorithm behind ``algorithm`` (``"MD5-sess"`` -> ``"MD5"``)."""
-    canon = _require_algorithm(algorithm)
-    return canon.removesuffix("-sess")
+    base = _BASE.get(algorithm.strip().upper())
+    if base is None:
+        raise ProtocolError(f"unsupported digest algorithm {algorithm!r}")
+    return base
 
 
 def _require_algorithm(algorithm: str) -> str:
@@ -82,7 +87,7 @@ def _b(text: str) -> bytes:
 
 
 def _h(algorithm: str, data: bytes) -> str:
-    return hashlib.new(_HASHES[algorithm.removesuffix("-sess")], data).hexdigest()
+    return _HASHES[algorithm.removesuffix("-sess")](data).hexdigest()
 
 
 def compute_ha1(username: str, realm: str, password: str, algorithm: str = "MD5") -> str:
@@ -122,13 +127,20 @@ def compute_response(
         # RFC 7616 §3.4.3: A2 = Method ":" request-uri ":" H(entity-body)
         ha2 = _h(canon, _b(f"{method}:{uri}:") + _h(canon, body).encode("ascii"))
     elif kind in (None, "auth"):
-        ha2 = _h(canon, _b(f"{method}:{uri}"))
+        ha2 = _ha2(canon.removesuffix("-sess"), method, uri)
     else:
         raise ProtocolError(f"unsupported qop {qop!r}")
     if qop is None:
         # RFC 2069 §2.1.2 compatibility, kept by RFC 3261 §22.4 for old clients.
         return _h(canon, _b(f"{ha1}:{nonce}:{ha2}"))
     return _h(canon, _b(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
+
+
+@functools.lru_cache(maxsize=256)
+def _ha2(base: str, method: str, uri: str) -> str:
+    """``H(Method ":" request-uri)`` (RFC 7616 §3.4.3, qop=auth or none), remembered: a
+    registrar is asked with the same few methods and URIs over and over."""
+    return _h(base, _b(f"{method}:{uri}"))
 
 
 def _quote(value: str) -> str:
@@ -150,18 +162,22 @@ class Challenge:
 
     def header_value(self) -> str:
         """The value of one ``WWW-Authenticate`` or ``Proxy-Authenticate`` header field."""
-        parts = [f"realm={_quote(self.realm)}"]
+        head, tail = self.around_nonce()
+        return head + _quote(self.nonce) + tail
+
+    def around_nonce(self) -> tuple[str, str]:
+        """``header_value()`` before and after the quoted nonce, which is the only part
+        that changes between challenges: a server keeps them to frame each fresh nonce."""
+        head = f"Digest realm={_quote(self.realm)}, "
         if self.domain is not None:
-            parts.append(f"domain={_quote(self.domain)}")
-        parts.append(f"nonce={_quote(self.nonce)}")
-        if self.opaque is not None:
-            parts.append(f"opaque={_quote(self.opaque)}")
+            head += f"domain={_quote(self.domain)}, "
+        tail = "" if self.opaque is None else f", opaque={_quote(self.opaque)}"
         if self.stale:
-            parts.append("stale=true")
-        parts.append(f"algorithm={self.algorithm}")
+            tail += ", stale=true"
+        tail += f", algorithm={self.algorithm}"
         if self.qop is not None:
-            parts.append(f"qop={_quote(self.qop)}")
-        return "Digest " + ", ".join(parts)
+            tail += f", qop={_quote(self.qop)}"
+        return head + "nonce=", tail
 
     def params(self) -> dict[str, str]:
         """The challenge as the ``dict`` a header parser would return for it."""
@@ -206,6 +222,7 @@ class NonceStatus(Enum):
 _NONCE_TAG = b"sipedge-digest-nonce-v1\x00"
 _NONCE_MAC = 16
 _NONCE_LEN = 8 + 8 + _NONCE_MAC
+_NONCE_TEXT_LEN = -(-_NONCE_LEN * 4 // 3)  # unpadded base64url characters
 
 
 class NonceFactory:
@@ -215,21 +232,34 @@ class NonceFactory:
     (e.g. the realm or the client's address) is bound into the HMAC, so a nonce issued for one
     realm or peer is INVALID for another. Nonces older than ``lifetime`` seconds are STALE;
     those dated more than ``max_skew`` seconds in the future (a clock-skewed peer node) too.
+    The last ``remember`` (at least) nonces made here are checked from memory: same answer,
+    no HMAC.
     """
 
-    def __init__(self, secret: bytes, lifetime: float, *, max_skew: float = 5.0) -> None:
+    def __init__(
+        self, secret: bytes, lifetime: float, *, max_skew: float = 5.0, remember: int = 4096
+    ) -> None:
         if len(secret) < 16:
             raise ProtocolError("nonce secret must be at least 16 bytes")
         if lifetime <= 0:
             raise ProtocolError("nonce lifetime must be positive")
-        self._secret = bytes(secret)
+        if remember < 0:
+            raise ProtocolError("remember must not be negative")
+        self._inner, self._outer = _hmac_pads(bytes(secret))
+        self._inner.update(_NONCE_TAG)
         self._lifetime = lifetime
         self._max_skew = max_skew
         self._serial = 0
+        self._issued: dict[str, tuple[str, int]] = {}  # nonce -> (extra, creation ms)
+        self._remember = remember
 
     def _mac(self, payload: bytes, extra: str) -> bytes:
-        msg = _NONCE_TAG + payload + _b(extra)
-        return hmac.new(self._secret, msg, hashlib.sha256).digest()[:_NONCE_MAC]
+        """HMAC-SHA256(secret, tag + payload + extra), truncated (RFC 2104 from saved pads)."""
+        inner = self._inner.copy()
+        inner.update(payload + _b(extra))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()[:_NONCE_MAC]
 
     def make(self, now: float, extra: str = "", entropy: bytes = b"") -> str:
         """A fresh nonce dated ``now``; pass a few random bytes as ``entropy`` when serving
@@ -239,24 +269,40 @@ class NonceFactory:
         self._serial = (self._serial + 1) & ((1 << 64) - 1)
         serial = self._serial.to_bytes(8, "big")
         unique = hashlib.blake2b(entropy + serial, digest_size=8).digest()
-        payload = int(now * 1000).to_bytes(8, "big") + unique
-        raw = payload + self._mac(payload, extra)
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        ms = int(now * 1000)
+        payload = ms.to_bytes(8, "big") + unique
+        nonce = _b64(payload + self._mac(payload, extra)).decode("ascii")
+        if self._remember:  # at twice ``remember``, forget the older half
+            issued = self._issued
+            issued[nonce] = (extra, ms)
+            if len(issued) >= 2 * self._remember:
+                self._issued = dict(itertools.islice(issued.items(), self._remember, None))
+        return nonce
 
     def check(self, nonce: str, now: float, extra: str = "") -> NonceStatus:
         """VALID, STALE or INVALID; never raises on any peer input."""
         if not math.isfinite(now):
             raise ProtocolError("now must be finite")
-        raw = _unb64(nonce)
-        if raw is None or len(raw) != _NONCE_LEN:
+        known = self._issued.get(nonce)
+        ms = known[1] if known is not None and known[0] == extra else self._made_at(nonce, extra)
+        if ms is None:
             return NonceStatus.INVALID
-        payload, mac = raw[:16], raw[16:]
-        if not hmac.compare_digest(mac, self._mac(payload, extra)):
-            return NonceStatus.INVALID
-        age = now - int.from_bytes(payload[:8], "big") / 1000.0
+        age = now - ms / 1000.0
         if age > self._lifetime or age < -self._max_skew:
             return NonceStatus.STALE
         return NonceStatus.VALID
+
+    def _made_at(self, nonce: str, extra: str) -> int | None:
+        """The creation time (ms) of a ``nonce`` made with our secret and ``extra``, else None."""
+        if len(nonce) != _NONCE_TEXT_LEN:  # the only length a canonical spelling has
+            return None
+        raw = _unb64(nonce)
+        if raw is None or len(raw) != _NONCE_LEN:
+            return None
+        payload, mac = raw[:16], raw[16:]
+        if not hmac.compare_digest(mac, self._mac(payload, extra)):
+            return None
+        return int.from_bytes(payload[:8], "big")
 
 
 def _unb64(text: str) -> bytes | None:
@@ -264,13 +310,32 @@ def _unb64(text: str) -> bytes | None:
     nc tracker (keyed by the string) cannot be bypassed with an alternative encoding."""
     if not text.isascii() or len(text) > 64:
         return None
+    data = text.encode("ascii")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = binascii.a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
     except (binascii.Error, ValueError):
         return None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != text:
-        return None
-    return raw
+    return raw if _b64(raw) == data else None
+
+
+def _b64(raw: bytes) -> bytes:
+    """Unpadded base64url (RFC 4648 §5) of ``raw``."""
+    return binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+
+
+def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """SHA-256 states after the HMAC inner and outer key pads (RFC 2104 §2), to be copied."""
+    if len(key) > 64:  # the SHA-256 block size
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    inner = hashlib.sha256(key.translate(_IPAD))
+    return inner, hashlib.sha256(key.translate(_OPAD))
+
+
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))
 
 
 class NonceCounter:
@@ -293,11 +358,9 @@ class NonceCounter:
         return len(self._seen)
 
     def _expire(self, now: float) -> None:
-        while self._seen:
-            nonce, (first, _) = next(iter(self._seen.items()))
-            if now - first <= self._lifetime:
-                break
-            del self._seen[nonce]
+        seen = self._seen
+        while seen and not now - next(iter(seen.values()))[0] <= self._lifetime:
+            seen.popitem(last=False)
 
     def check(self, nonce: str, nc: int, now: float) -> bool:
         """Accept and remember ``nc`` if it is above the last one seen for ``nonce``."""
@@ -317,9 +380,12 @@ class NonceCounter:
         return True
 
 
+_NC_RE = re.compile("[0-9a-fA-F]{1,8}")
+
+
 def _nc_value(text: str) -> int:
     """RFC 7616 §3.4: nc is 8 hex digits (fewer accepted)."""
-    if not 1 <= len(text) <= 8 or any(c not in "0123456789abcdefABCDEF" for c in text):
+    if _NC_RE.fullmatch(text) is None:
         raise ParseError(f"bad digest nc value {text[:16]!r}")
     return int(text, 16)
 
@@ -352,19 +418,32 @@ def verify(params: Mapping[str, str], method: str, ha1: str, body: bytes = b"") 
         _required(params, "cnonce")
     if algorithm is None or (qop is not None and qop.lower() not in ("auth", "auth-int")):
         return False
-    expected = compute_response(
-        ha1,
-        algorithm=algorithm,
-        method=method,
-        uri=params["uri"],
-        nonce=params["nonce"],
-        qop=qop,
-        nc=params.get("nc"),
-        cnonce=params.get("cnonce"),
-        body=body,
-    )
+    if qop is not None and algorithm in _HASHES and qop.lower() == "auth":  # the usual answer
+        expected = _response_auth(params, qop, method, ha1, algorithm)
+    else:
+        expected = compute_response(
+            ha1,
+            algorithm=algorithm,
+            method=method,
+            uri=params["uri"],
+            nonce=params["nonce"],
+            qop=qop,
+            nc=params.get("nc"),
+            cnonce=params.get("cnonce"),
+            body=body,
+        )
     given = params["response"].strip().lower()
     return hmac.compare_digest(expected.encode("ascii"), _b(given))
+
+
+def _response_auth(
+    params: Mapping[str, str], qop: str, method: str, ha1: str, algorithm: str
+) -> str:
+    """What :func:`compute_response` gives for qop=auth and a non-``-sess`` ``algorithm``
+    (RFC 7616 §3.4.1), in fewer steps."""
+    ha2 = _ha2(algorithm, method, params["uri"])
+    nonce, nc, cnonce = params["nonce"], params["nc"], params["cnonce"]
+    return _h(algorithm, _b(f"{ha1.lower()}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"))
 
 
 class AuthOutcome(Enum):
@@ -404,7 +483,8 @@ def authenticate(
         return AuthOutcome.STALE
     if "qop" not in params:  # verify() made sure nc and cnonce come with qop
         return AuthOutcome.OK if allow_no_qop else AuthOutcome.FAILED
-    if counter is not None and not counter.check(params["nonce"], _nc_value(params["nc"]), now):
+    nc = int(params["nc"], 16)  # verify() checked it is 1 to 8 hex digits
+    if counter is not None and not counter.check(params["nonce"], nc, now):
         return AuthOutcome.REPLAY
     return AuthOutcome.OK
 

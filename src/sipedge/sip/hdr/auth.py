@@ -20,6 +20,14 @@ _W = r"[ \t\r\n]*+"
 _PARAM_RE = re.compile(
     rf"({_TOKEN}){_W}={_W}(?:({_TOKEN})|({QUOTED_STRING})){_W}(,[ \t\r\n,]*+)?+", re.ASCII
 )
+# The same auth-param for a list without backslashes (no quoted-pair), ending in its COMMA
+# or at the end: re.split() by it leaves only empty strings between the pieces exactly when
+# the _PARAM_RE loop of _parse_params_slow would accept the list, and splits it the same way
+# (every quantifier is possessive, so an auth-param matches one way only).
+_QDTEXT = r'[^"\\\x00-\x08\x0a-\x1f\x7f]*+'  # RFC 3261 §25.1 qdtext
+_PLAIN_PARAM_RE = re.compile(
+    rf'({_TOKEN}){_W}={_W}(?:({_TOKEN})|"({_QDTEXT})"){_W}(?:,[ \t\r\n,]*+|\Z)', re.ASCII
+)
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]++=*+", re.ASCII)
 _UNESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
 
@@ -87,6 +95,19 @@ def _parse(value: str, what: str) -> tuple[str, dict[str, str], str | None]:
 
 
 def _parse_params(s: str, what: str) -> dict[str, str]:
+    """The auth-params of ``s`` by one ``re.split`` when that is possible, else (quoted-pairs,
+    errors, repeated names) by the slow loop, which raises the precise :class:`ParseError`."""
+    if s and "\\" not in s:
+        parts = _PLAIN_PARAM_RE.split(s)  # gap, name, token, quoted text, gap, ...
+        if not any(parts[::4]):
+            names, tokens, texts = parts[1::4], parts[2::4], parts[3::4]
+            params = {n.lower(): t or q for n, t, q in zip(names, tokens, texts, strict=True)}
+            if len(params) == len(names):
+                return params
+    return _parse_params_slow(s, what)
+
+
+def _parse_params_slow(s: str, what: str) -> dict[str, str]:
     params: dict[str, str] = {}
     pos = 0
     n = len(s)
