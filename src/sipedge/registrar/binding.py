@@ -9,7 +9,7 @@ between bindings (see :func:`sipedge.registrar.service.apply_register`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..transport.base import Address, Flow
 
@@ -28,6 +28,12 @@ class Binding:
     :class:`~sipedge.transport.base.Flow` (see :attr:`flow`). ``nat`` is set when the
     REGISTER came from behind a NAT (:mod:`sipedge.nat.detect`): requests then go to that
     flow, not to the Contact, and the 200 reports it as ``received``.
+
+    ``contact_key`` is the Contact URI's comparison key (see
+    :func:`sipedge.registrar.match.contact_key`), kept so that a REGISTER can match its
+    Contacts against stored bindings without parsing them again; None when unknown (the
+    URI is then parsed to compare). It is derived data: not persisted, not compared, not
+    shown in ``repr``, and usually the ``contact`` string itself (no extra memory).
     """
 
     aor: str
@@ -46,6 +52,7 @@ class Binding:
     user_agent: str | None = None
     registered_at: float = 0.0
     nat: bool = False
+    contact_key: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def flow(self) -> Flow:

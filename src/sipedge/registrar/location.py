@@ -2,16 +2,16 @@
 
 :class:`Registrar` reads the AOR's bindings, runs the pure
 :func:`~sipedge.registrar.service.apply_register` and writes the result back, all under a
-per-AOR :class:`asyncio.Lock`, so two REGISTERs for one AOR never interleave even with a
-store that awaits (Redis). Locks exist only while someone holds or waits for them.
+per-AOR lock, so two REGISTERs for one AOR never interleave even with a store that
+awaits (Redis). A lock exists only while someone holds or waits for it, and an
+:class:`asyncio.Lock` only once someone had to wait (see :class:`_KeyedLocks`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 from ..proxy.hooks import Target
 from ..sip.errors import ParseError
@@ -24,29 +24,73 @@ from .service import RegisterOutcome, RegistrarPolicy, aor_of, apply_register
 from .store import LocationStore, StoreError
 
 
-class _KeyedLocks:
-    """One asyncio.Lock per key, dropped when its last user leaves."""
+class _Slot:
+    """The Lock of a key someone had to wait for, and how many hold or wait for it."""
+
+    __slots__ = ("lock", "users")
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+        self.lock = asyncio.Lock()
+        self.users = 1  # the holder
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
+
+class _KeyedLocks:
+    """Mutual exclusion per key, FIFO; a key's entry exists only while someone holds or
+    waits for it.
+
+    Taking a free key (:meth:`take`) makes no :class:`asyncio.Lock` and never suspends:
+    with the memory store a REGISTER never awaits, so nobody ever waits. The first caller
+    that finds the key held (:meth:`wait`) makes the Lock, takes it on the holder's
+    behalf (free, so without suspending) and waits on it; :meth:`release` hands over.
+    """
+
+    def __init__(self) -> None:
+        self._slots: dict[str, _Slot | None] = {}  # None: held, nobody waiting yet
+
+    def take(self, key: str) -> bool:
+        """Take ``key`` if it is free; whether it was (else :meth:`wait` for it)."""
+        slots = self._slots
+        if key in slots:
+            return False
+        slots[key] = None
+        return True
+
+    async def wait(self, key: str) -> None:
+        """Wait until ``key``, which someone holds, is handed over to us."""
+        slot = self._slots[key]
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+            await slot.lock.acquire()  # for the holder: the lock is free, this does not suspend
+        slot.users += 1
         try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]
+            await slot.lock.acquire()
+        except BaseException:  # cancelled while waiting: the key was not taken
+            self._leave(key, slot)
+            raise
+
+    async def acquire(self, key: str) -> None:
+        """Take ``key``, waiting for it if someone holds it; pair with :meth:`release`."""
+        if not self.take(key):
+            await self.wait(key)
+
+    def release(self, key: str) -> None:
+        """Give ``key`` up: to the next waiter, else drop its entry."""
+        slot = self._slots[key]
+        if slot is None:
+            del self._slots[key]
+        elif self._leave(key, slot):
+            slot.lock.release()
+
+    def _leave(self, key: str, slot: _Slot) -> bool:
+        """Count one user out; whether others remain."""
+        slot.users -= 1
+        if slot.users:
+            return True
+        del self._slots[key]
+        return False
 
     def __len__(self) -> int:
-        return len(self._locks)
+        return len(self._slots)
 
 
 class Registrar:
@@ -87,15 +131,19 @@ class Registrar:
             aor = aor_of(req.to.uri)
         except ParseError as exc:
             return RegisterOutcome(exc.status_hint, exc.reason)
-        async with self._locks.hold(aor):
-            try:
-                existing = await self.store.lookup(aor)
-                policy = self.policy_for(flow)
-                outcome = apply_register(req, existing, flow, self.clock(), policy, nat=nat)
-                if outcome.bindings is not None:
-                    await self.store.replace(aor, outcome.bindings)
-            except StoreError:
-                return RegisterOutcome(500, "Server Internal Error")
+        locks = self._locks
+        if not locks.take(aor):
+            await locks.wait(aor)
+        try:
+            existing = await self.store.lookup(aor)
+            policy = self.policy_for(flow)
+            outcome = apply_register(req, existing, flow, self.clock(), policy, nat=nat, aor=aor)
+            if outcome.bindings is not None:
+                await self.store.replace(aor, outcome.bindings)
+        except StoreError:
+            return RegisterOutcome(500, "Server Internal Error")
+        finally:
+            locks.release(aor)
         return outcome
 
     async def bindings(self, aor: str) -> list[Binding]:
@@ -130,15 +178,18 @@ class Registrar:
     async def remove_binding(self, binding: Binding) -> bool:
         """Remove ``binding`` if it is still stored unchanged (not refreshed since it was
         read), e.g. after its NAT keepalives went unanswered. Whether it was removed."""
-        async with self._locks.hold(binding.aor):
-            try:
-                current = await self.store.lookup(binding.aor)
-                keep = [b for b in current if b != binding]
-                if len(keep) == len(current):
-                    return False
-                await self.store.replace(binding.aor, keep)
-            except StoreError:
+        aor = binding.aor
+        await self._locks.acquire(aor)
+        try:
+            current = await self.store.lookup(aor)
+            keep = [b for b in current if b != binding]
+            if len(keep) == len(current):
                 return False
+            await self.store.replace(aor, keep)
+        except StoreError:
+            return False
+        finally:
+            self._locks.release(aor)
         return True
 
     async def expire(self, now: float) -> list[Binding]:
