@@ -12,7 +12,10 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sipedge.sip import _scan
 from sipedge.sip.errors import ParseError
 from sipedge.sip.message import Request
 from sipedge.sip.parser import parse_message
@@ -95,3 +98,19 @@ def test_fuzz_default_run() -> None:
 @pytest.mark.nightly
 def test_fuzz_nightly() -> None:
     run(int(os.environ.get("SIPEDGE_FUZZ_CASES", "100000")), seed=int(os.environ.get("SEED", "1")))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet='<>a ;,"\\\t', max_size=12))
+def test_split_commas_fast_path_agrees_with_the_scan(value: str) -> None:
+    try:
+        expected: list[str] | str = _scan._split_slow(value)
+        if any(not p for p in expected):
+            expected = "error"
+    except ParseError:
+        expected = "error"
+    try:
+        got: list[str] | str = _scan.split_commas(value)
+    except ParseError:
+        got = "error"
+    assert got == expected

@@ -16,9 +16,16 @@ def split_commas(value: str) -> list[str]:
     stripped of surrounding whitespace; empty elements are an error (RFC 3261 §7.3.1
     forbids them), so ``a,,b`` raises :class:`ParseError`.
     """
+    if '"' not in value and "," not in value:
+        # One element (the usual Contact, Route, Path): only an unclosed '<' can be wrong,
+        # i.e. a '<' after the last '>' (what the scan below would find at the end).
+        if value.rfind("<") > value.rfind(">"):
+            raise ParseError("unterminated '<' in header value")
+        part = value.strip()
+        if not part:
+            raise ParseError("empty element in comma-separated header value")
+        return [part]
     if '"' not in value and "<" not in value:
-        if "," not in value:
-            return [value.strip()]
         parts = [p.strip() for p in value.split(",")]
     else:
         parts = _split_slow(value)
