@@ -159,3 +159,11 @@ def test_fuzz_only_parse_error_escapes(text: str) -> None:
     except ParseError:
         return
     assert parse_params(str(p)) == p
+
+
+def test_lookup_ignores_case_for_any_spelling() -> None:
+    # Unicode names whose lower-case form changes length still match (API-built lists).
+    p = Params([("BrAnCh", "z9hG4bK1"), ("İx", "1"), ("rport", None)])
+    assert p.get("branch") == "z9hG4bK1" and p.get("BRANCH") == "z9hG4bK1"
+    assert p.get("i̇x") == "1"  # "İx".lower() is three characters long
+    assert "RPORT" in p and "rpor" not in p and "rportx" not in p

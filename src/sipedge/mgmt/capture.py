@@ -9,6 +9,7 @@ only) when someone asks, so the cost falls on the dashboard, not on the SIP path
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +38,9 @@ def call_id_of(data: bytes) -> str:
         if colon and name.strip().lower() in (b"call-id", b"i"):
             return value.strip().decode("utf-8", "replace")
     return ""
+
+
+_Entry = tuple[int, float, bool, Flow, bytes]  # seq, time, inbound, flow, data
 
 
 @dataclass(slots=True)
@@ -91,9 +95,11 @@ class Capture:
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self._clock = clock
-        self._ring: deque[CapturedMessage] = deque()
-        self._pending: deque[CapturedMessage] = deque()  # not yet indexed, oldest first
-        self._index: dict[str, deque[CapturedMessage]] = {}
+        # Entries are plain tuples (no object per message on the SIP path); the oldest
+        # len(self._cids) of them are indexed, _cids holding their Call-IDs in order.
+        self._ring: deque[_Entry] = deque()
+        self._cids: deque[str] = deque()
+        self._index: dict[str, deque[_Entry]] = {}
         self._bytes = 0
         self._seq = 0
         self.evicted = 0
@@ -111,39 +117,39 @@ class Capture:
         if self.max_messages <= 0:
             return
         self._seq += 1
-        entry = CapturedMessage(self._seq, self._clock(), inbound, flow, data)
-        self._ring.append(entry)
-        self._pending.append(entry)
+        ring = self._ring
+        ring.append((self._seq, self._clock(), inbound, flow, data))
         self._bytes += len(data)
-        while self._ring and (len(self._ring) > self.max_messages or self._bytes > self.max_bytes):
+        while ring and (len(ring) > self.max_messages or self._bytes > self.max_bytes):
             self._evict()
 
     def _evict(self) -> None:
         old = self._ring.popleft()
-        self._bytes -= len(old.data)
+        self._bytes -= len(old[4])
         self.evicted += 1
-        if old.call_id is None:
-            self._pending.popleft()  # the oldest unindexed entry is the oldest entry
-            return
-        chain = self._index[old.call_id]
+        if not self._cids:
+            return  # not indexed yet
+        cid = self._cids.popleft()
+        chain = self._index[cid]
         chain.popleft()
         if not chain:
-            del self._index[old.call_id]
+            del self._index[cid]
 
     def _catch_up(self) -> None:
         index = self._index
-        for entry in self._pending:
-            entry.call_id = cid = call_id_of(entry.data)
+        cids = self._cids
+        for entry in itertools.islice(self._ring, len(cids), None):
+            cid = call_id_of(entry[4])
+            cids.append(cid)
             chain = index.get(cid)
             if chain is None:
                 chain = index[cid] = deque()
             chain.append(entry)
-        self._pending.clear()
 
     def messages(self, call_id: str) -> list[CapturedMessage]:
         """The messages of ``call_id`` still held, oldest first."""
         self._catch_up()
-        return list(self._index.get(call_id, ()))
+        return [CapturedMessage(*e, call_id) for e in self._index.get(call_id, ())]
 
     def calls(self, limit: int = 100, query: str = "") -> list[CapturedCall]:
         """The Call-IDs held, most recently active first; ``query`` filters by substring of
@@ -153,9 +159,9 @@ class Capture:
         for cid, chain in self._index.items():
             if not cid or not chain:
                 continue
-            line = chain[0].first_line
+            line = first_line_of(chain[0][4])
             if query and query not in cid and query not in line:
                 continue
-            out.append(CapturedCall(cid, chain[0].time, chain[-1].time, len(chain), line))
+            out.append(CapturedCall(cid, chain[0][1], chain[-1][1], len(chain), line))
         out.sort(key=lambda c: c.last, reverse=True)
         return out[: max(0, limit)]

@@ -67,13 +67,17 @@ class Params:
         return items
 
     def _index(self, name: str) -> int:
-        items = self._list()
+        items = self._items
+        if items is None:
+            items = self._list()
         for i, (n, _) in enumerate(items):
             if n == name:
                 return i
         lname = name.lower()
+        size = len(lname)
         for i, (n, _) in enumerate(items):
-            if n.lower() == lname:
+            # Lower-casing keeps an ASCII name's length: most names are skipped unlowered.
+            if (len(n) == size or not n.isascii()) and n.lower() == lname:
                 return i
         return -1
 
