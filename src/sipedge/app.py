@@ -149,7 +149,8 @@ class App:
         # current task) decides most REGISTERs without a task of their own.
         eager = self.shared is None and type(proxy.router) is DefaultRouter
         linger = 64 * self.layer.config.t1  # RFC 3261 §17.2.2 Timer J
-        self.engine.lane = RegisterLane(proxy, self.engine.send, linger, eager=eager)
+        self.engine.lane = lane = RegisterLane(proxy, self.engine.send, linger, eager=eager)
+        self._background.append(self.loop.create_task(lane.sweep()))
         if self.relay is not None:
             await self.relay.start()
         self.engine.proxy = proxy

@@ -312,3 +312,49 @@ def test_cancelling_the_task_closes_the_waiting_coroutine() -> None:
         assert rig.wire == []
 
     run(main())
+
+
+class ChallengingRouter(BaseRouter):
+    """Challenges every REGISTER, counting them."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def answers_register(self, ctx: RequestContext) -> bool:
+        return True
+
+    def on_request(self, ctx: RequestContext) -> Decision:
+        self.seen += 1
+        return Respond(401, None, [("WWW-Authenticate", f'Digest realm="r", nonce="n{self.seen}"')])
+
+
+def test_challenges_are_not_kept() -> None:
+    async def main() -> None:
+        router = ChallengingRouter()
+        rig = Rig(router=router)
+        rig.feed(register())
+        rig.feed(register())  # the retransmission is challenged afresh (stateless nonces)
+        assert rig.statuses() == [401, 401] and router.seen == 2
+        assert len(rig.lane.answers) == 0
+
+    run(main())
+
+
+def test_sweep_forgets_expired_answers_without_traffic() -> None:
+    async def main() -> None:
+        rig = Rig()
+        rig.feed(register())
+        await rig.settle()
+        assert len(rig.lane.answers) == 1
+        sweeper = asyncio.ensure_future(rig.lane.sweep(every=0.001))
+        await asyncio.sleep(0.01)
+        assert len(rig.lane.answers) == 1  # not yet due
+        rig.h.now += LINGER + 0.1
+        for _ in range(100):
+            await asyncio.sleep(0.002)
+            if not rig.lane.answers:
+                break
+        sweeper.cancel()
+        assert len(rig.lane.answers) == 0
+
+    run(main())

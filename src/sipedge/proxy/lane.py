@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sipedge.proxy")
 
+_CHALLENGES = frozenset({401, 407})
 _MAGIC = "z9hG4bK"  # RFC 3261 §8.1.1.7: branches made by RFC 3261 clients
 AnswerKey = tuple[str, str, int | None]
 
@@ -145,6 +146,10 @@ class AnswerCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] == expires:
             del self._entries[key]
+
+    def expire(self, now: float) -> None:
+        """Forget the answers whose time is up at ``now``."""
+        self._expire(now)
 
     def _expire(self, now: float) -> None:
         expiry = self._expiry
@@ -304,5 +309,14 @@ class RegisterLane:
         tag = proxy.new_tag() if status > 100 else None
         data = response_bytes(req, status, decision.reason, to_tag=tag, headers=decision.headers)
         self.send(data, dest)
-        keep = dest.flow.transport == "udp"
+        # A challenge is not kept: a retransmitted REGISTER without credentials just gets a
+        # fresh one (nonces are stateless), which spares the memory of most answers.
+        keep = dest.flow.transport == "udp" and status not in _CHALLENGES
         self.answers.answered(key, data, dest, proxy.clock(), keep)
+
+    async def sweep(self, every: float = 1.0) -> None:
+        """Forget expired answers every ``every`` seconds, also when no REGISTER comes to
+        do it (run as a background task)."""
+        while True:
+            await asyncio.sleep(every)
+            self.answers.expire(self.proxy.clock())
