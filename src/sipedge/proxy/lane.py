@@ -254,9 +254,9 @@ class RegisterLane:
                 decision = _carry_on(decision, step)
         if inspect.isawaitable(decision):
             self.answers.begin(key, now)
-            proxy.spawn(self._await(req, flow, dest, key, ctx, decision))
+            proxy.spawn(self._await(ctx, dest, key, decision))
         else:
-            self._decided(req, flow, dest, key, ctx, decision)
+            self._decided(ctx, dest, key, decision)
 
     def _early_answer(self, req: Request) -> Respond | None:
         """The §16.3 checks and the shutdown refusal, as on the proxy's normal path."""
@@ -268,13 +268,7 @@ class RegisterLane:
         return None
 
     async def _await(
-        self,
-        req: Request,
-        flow: Flow,
-        dest: Dest,
-        key: AnswerKey,
-        ctx: RequestContext,
-        pending: Awaitable[Decision],
+        self, ctx: RequestContext, dest: Dest, key: AnswerKey, pending: Awaitable[Decision]
     ) -> None:
         try:
             decision = await pending
@@ -283,23 +277,15 @@ class RegisterLane:
         except Exception:
             self.answers.forget(key)
             raise
-        self._decided(req, flow, dest, key, ctx, decision)
+        self._decided(ctx, dest, key, decision)
         self.proxy.after_async()
 
-    def _decided(
-        self,
-        req: Request,
-        flow: Flow,
-        dest: Dest,
-        key: AnswerKey,
-        ctx: RequestContext,
-        decision: Decision,
-    ) -> None:
+    def _decided(self, ctx: RequestContext, dest: Dest, key: AnswerKey, decision: Decision) -> None:
         if isinstance(decision, Respond):
-            self._answer(req, dest, key, decision)
+            self._answer(ctx.request, dest, key, decision)
             return
         self.answers.delegate(key, self.proxy.clock())
-        self.proxy.adopt(req, dest, ctx, decision)
+        self.proxy.adopt(ctx.request, dest, ctx, decision)
         self.proxy.after_async()  # the transaction layer has output to send
 
     def _answer(self, req: Request, dest: Dest, key: AnswerKey, decision: Respond) -> None:
