@@ -50,8 +50,8 @@ class PbxPairRouter(BaseRouter):
         self.emergency = parse_uri(EMERGENCY_GATEWAY)
 
     def on_request(self, ctx: RequestContext) -> Decision:
-        if ctx.loose_routed:  # in-dialog: ACK, BYE, re-INVITE follow the route set
-            return Relay([Target()])
+        if ctx.loose_routed and ctx.in_dialog:  # ACK, BYE, re-INVITE follow the route set
+            return Relay([Target()])  # (an initial request's preloaded Route proves nothing)
         if not ctx.trusted:
             return Respond(403, "Trusted Peers Only")
         if ctx.request.method == "REGISTER":

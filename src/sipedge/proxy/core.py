@@ -258,6 +258,7 @@ class Proxy:
         info = preprocess_routes(req, me, self.tokens, flow)
         ctx = self.context_for(req, flow)
         ctx.loose_routed = info.consumed > 0
+        ctx.flow_routed = info.flow is not None
         ctx.for_us = not req.routes and me.is_domain(req.uri)
         if (
             req.method == "OPTIONS"

@@ -2,7 +2,9 @@
 
 Policy (never an open relay), in the order an operator of kamailio.cfg would write it:
 
-1. a sequential request that follows our own Record-Route goes to its next hop;
+1. a sequential request that follows our own Record-Route, or a request that follows a
+   Path or Record-Route entry carrying our flow token, goes to its next hop; an initial
+   request that only preloads a Route to us goes through the steps below like any other;
 2. REGISTER for one of our domains: trusted sources register at once, anyone else is
    challenged (401) first; the registrar answers (RFC 3261 §10.3);
 3. a request whose From is one of our users must authenticate (407) unless the source is
@@ -186,7 +188,11 @@ class DefaultRouter(BaseRouter):
 
     def fast_path(self, ctx: RequestContext) -> Decision | None:
         """Decide without awaiting anything when no registrar or auth step is needed."""
-        if ctx.loose_routed:
+        if ctx.loose_routed and (ctx.in_dialog or ctx.flow_routed):
+            # A sequential request following our Record-Route, or a request following a
+            # Path/Record-Route entry with our flow token: on to its next hop (§16.4). An
+            # initial request that merely preloads a Route to us is judged like any other
+            # below (else anyone could relay anywhere through us).
             return Relay([Target()])
         c = self.config
         if c.registrar is None and c.auth is None:

@@ -82,6 +82,9 @@ class RequestContext:
     #: Whether route pre-processing consumed our own Route entries (a sequential request
     #: that follows a route set we recorded, RFC 3261 §16.4).
     loose_routed: bool = False
+    #: Whether one of the Route entries consumed carried our flow token naming another
+    #: flow: the request follows a Path or Record-Route entry we made (RFC 5626 §5.3).
+    flow_routed: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
