@@ -64,11 +64,4 @@ def sipps(tmp_path: Path, ports: PortAllocator) -> Iterator[Sipps]:
 @pytest.fixture(scope="module")
 def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
     """A real rtpengine (userspace, loopback, its own ports) for the tests of one module."""
-    if RtpEngineDaemon.binary() is None:
-        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
-    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("rtpengine")))
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+    yield from RtpEngineDaemon.running(Path(tmp_path_factory.mktemp("rtpengine")))

@@ -12,11 +12,4 @@ from media_support import RtpEngineDaemon
 @pytest.fixture(scope="session")
 def rtpengine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RtpEngineDaemon]:
     """A running rtpengine on loopback; its ng ports as ``.udp``, ``.tcp`` and ``.ws``."""
-    if RtpEngineDaemon.binary() is None:
-        pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
-    daemon = RtpEngineDaemon(Path(tmp_path_factory.mktemp("rtpengine")))
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+    yield from RtpEngineDaemon.running(Path(tmp_path_factory.mktemp("rtpengine")))

@@ -13,9 +13,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+
+import pytest
 
 from sipedge.media.ng import NgMessage, encode_message, parse_message
 
@@ -130,6 +132,19 @@ class RtpEngineDaemon:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait(5)
+
+    @classmethod
+    def running(cls, workdir: Path) -> Iterator[RtpEngineDaemon]:
+        """A started daemon, stopped when the fixture that yields from this ends; the test
+        is skipped when rtpengine is not installed."""
+        if cls.binary() is None:
+            pytest.skip("rtpengine is not installed (Debian package rtpengine-daemon)")
+        daemon = cls(workdir)
+        daemon.start()
+        try:
+            yield daemon
+        finally:
+            daemon.stop()
 
     def calls(self) -> list[str]:
         """The Call-IDs the daemon holds (ng ``list`` over UDP)."""

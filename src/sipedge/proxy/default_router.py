@@ -180,10 +180,7 @@ class DefaultRouter(BaseRouter):
         """Whether ``ctx`` is a REGISTER our registrar answers (never relayed): the proxy
         then handles it without a server transaction (:mod:`sipedge.proxy.lane`)."""
         return (
-            ctx.for_us
-            and not ctx.loose_routed
-            and self.config.registrar is not None
-            and ctx.request.method == "REGISTER"
+            ctx.for_us and self.config.registrar is not None and ctx.request.method == "REGISTER"
         )
 
     def fast_path(self, ctx: RequestContext) -> Decision | None:
@@ -204,7 +201,7 @@ class DefaultRouter(BaseRouter):
     async def _slow(self, ctx: RequestContext) -> Decision:
         req = ctx.request
         c = self.config
-        if req.method == "REGISTER" and ctx.for_us and c.registrar is not None:
+        if self.answers_register(ctx) and c.registrar is not None:
             return await self._register(ctx, c.registrar)
         authenticated = False
         if self._must_authenticate(ctx) and c.auth is not None:

@@ -106,7 +106,7 @@ class AnswerCache:
 
     def get(self, key: AnswerKey, now: float) -> tuple[bytes, Dest] | _Pending | None:
         """The entry of ``key``: PENDING, DELEGATED, (response bytes, where to), or None."""
-        self._expire(now)
+        self.expire(now)
         entry = self._entries.get(key)
         return None if entry is None else entry[1]
 
@@ -149,9 +149,6 @@ class AnswerCache:
 
     def expire(self, now: float) -> None:
         """Forget the answers whose time is up at ``now``."""
-        self._expire(now)
-
-    def _expire(self, now: float) -> None:
         expiry = self._expiry
         while expiry and expiry[0][0] <= now:
             self._drop_front()

@@ -348,6 +348,68 @@ def uri_equal(a: URI, b: URI) -> bool:
     return _header_list(a.headers) == _header_list(b.headers)
 
 
+#: Ends the key of a URI that has parameters outside ``_MUST_MATCH`` (no key ends in
+#: ``;`` otherwise: hosts, ports, parameter values and headers never do).
+_MORE = ";"
+
+
+def uri_key(uri: URI, text: str = "") -> str | None:
+    """The comparison key of a SIP URI, or None for a non-SIP URI (compared in full).
+
+    The key holds, normalised as :func:`uri_equal` compares them, the
+    scheme, user, password, host, port, the parameters that must match when present
+    (sorted), the headers (sorted) and, as a final ``;``, whether other parameters exist.
+    For a plain ``sip:user@host:port`` (lower-case host, no escapes, no parameters) the
+    key equals ``str(uri)``: pass that as ``text`` (and nothing else) to get that very
+    string back, cheaply (a stored key then costs no memory).
+    """
+    scheme = uri.scheme
+    if (scheme != "sip" and scheme != "sips") or uri.opaque is not None:
+        return None
+    user, password, params, host = uri.user, uri.password, uri.params, uri.host
+    if (
+        text
+        and not params
+        and uri.headers is None
+        and password is None
+        and (user is None or "%" not in user)
+        and host[0] != "["
+        and host.lower() == host
+    ):
+        return text  # already in normal form
+    if user is None:
+        key = f"{scheme}:{_host_key(host)}"
+    elif password is None:
+        key = f"{scheme}:{_norm(user)}@{_host_key(host)}"
+    else:
+        key = f"{scheme}:{_norm(user)}:{_norm(password)}@{_host_key(host)}"
+    if uri.port is not None:
+        key = f"{key}:{uri.port}"
+    more = False
+    if params:
+        found = _param_map(params)
+        for name in sorted(found):
+            if name in _MUST_MATCH:
+                value = found[name]
+                key += f";{name}" if value is None else f";{name}={value}"
+            else:
+                more = True
+    if uri.headers:
+        key += "?" + "&".join(f"{n}={v}" for n, v in _header_list(uri.headers))
+    if more:
+        return key + _MORE
+    return key
+
+
+def uri_keys_equal(a: str, b: str) -> bool | None:
+    """Whether the URIs of keys ``a`` and ``b`` are equivalent (RFC 3261 §19.1.4), or
+    None when both have parameters outside the must-match set (compare them in full)."""
+    a_more, b_more = a[-1] == _MORE, b[-1] == _MORE
+    if a_more and b_more:
+        return None if a == b else False
+    return (a[:-1] if a_more else a) == (b[:-1] if b_more else b)
+
+
 def _tel_equal(a: URI, b: URI) -> bool:
     """RFC 3966 §4: numbers without visual separators; same parameters in any order."""
     na = (a.user or "").translate(_TEL_SEPARATORS).lower()
