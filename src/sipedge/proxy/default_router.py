@@ -179,9 +179,7 @@ class DefaultRouter(BaseRouter):
     def answers_register(self, ctx: RequestContext) -> bool:
         """Whether ``ctx`` is a REGISTER our registrar answers (never relayed): the proxy
         then handles it without a server transaction (:mod:`sipedge.proxy.lane`)."""
-        return (
-            ctx.for_us and self.config.registrar is not None and ctx.request.method == "REGISTER"
-        )
+        return ctx.for_us and self.config.registrar is not None and ctx.request.method == "REGISTER"
 
     def fast_path(self, ctx: RequestContext) -> Decision | None:
         """Decide without awaiting anything when no registrar or auth step is needed."""
