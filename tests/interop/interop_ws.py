@@ -358,6 +358,18 @@ def stream_peers(server_port: int) -> list[tuple[int, str]]:
     return found
 
 
+def sockets_on(port: int) -> list[tuple[str, str, str]]:
+    """(local, remote, state) of every IPv4 TCP socket whose local port is ``port``."""
+    found = []
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                found.append((fields[1], fields[2], fields[3]))
+    return found
+
+
 def wait_server_closed(server_port: int, client_port: int, timeout: float) -> bool:
     """Wait until the proxy has closed its side of the connection from ``client_port``
     (no established or close-wait socket left)."""
@@ -373,10 +385,21 @@ def wait_server_closed(server_port: int, client_port: int, timeout: float) -> bo
 class ConnectTrap:
     """A TCP listener on 127.0.0.1:``port`` that counts connections made to it."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, wait: float = 3.0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((HOST, port))
+        deadline = time.monotonic() + wait
+        while True:  # the client's socket may take a moment to leave the table
+            try:
+                self.sock.bind((HOST, port))
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    self.sock.close()
+                    raise AssertionError(
+                        f"port {port} still taken after {wait}s: {sockets_on(port)}"
+                    ) from exc
+                time.sleep(0.05)
         self.sock.listen(8)
         self.sock.settimeout(0.05)
         self.accepted = 0

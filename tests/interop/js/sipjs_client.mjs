@@ -98,8 +98,12 @@ export function createClient(emit, opts) {
       const socket = ua.transport.ws && ua.transport.ws._socket;
       if (!socket) throw new Error('no WebSocket connection to drop');
       const port = socket.localPort;
+      // The reset is sent when libuv closes the handle, a loop turn later: answer only
+      // then, or a kill right after this reply closes the socket with a FIN instead and
+      // leaves the port in TIME_WAIT.
+      const closed = new Promise((resolve) => socket.once('close', () => resolve(port)));
       socket.resetAndDestroy();
-      return port;
+      return closed;
     },
     stop() {
       return registerer.unregister()
