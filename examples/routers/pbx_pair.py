@@ -50,8 +50,8 @@ class PbxPairRouter(BaseRouter):
         self.emergency = parse_uri(EMERGENCY_GATEWAY)
 
     def on_request(self, ctx: RequestContext) -> Decision:
-        if ctx.loose_routed and ctx.in_dialog:  # ACK, BYE, re-INVITE follow the route set
-            return Relay([Target()])  # (an initial request's preloaded Route proves nothing)
+        if ctx.loose_routed and ctx.dialog_routed:  # ACK, BYE, re-INVITE of our dialogs
+            return Relay([Target()])  # (a preloaded Route or a To tag alone proves nothing)
         if not ctx.trusted:
             return Respond(403, "Trusted Peers Only")
         if ctx.request.method == "REGISTER":

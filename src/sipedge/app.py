@@ -37,7 +37,7 @@ from .config.values import Listen
 from .ha.wiring import node_registrar, shared_state
 from .mgmt.server import ManagementServer, start_management
 from .nat.pinger import NatPinger
-from .nat.setup import build_nat, build_pinger, pings_answered
+from .nat.setup import build_nat, build_pinger, node_key, pings_answered
 from .proxy.core import Proxy, ProxySettings
 from .proxy.default_router import DefaultRouter
 from .proxy.lane import RegisterLane
@@ -114,7 +114,8 @@ class App:
             max_entries=c.dns.cache_size,
         )
         locator = Locator(self.listeners, resolver)
-        tokens, nat = build_nat(c)
+        key = None if c.nat.token_secret else node_key(Path(c.server.state_dir))
+        tokens, nat = build_nat(c, key)
         registrar, auth = self._features(identity, tokens)
         bans = self.shared.bans if self.shared is not None else None
         security = build_security(c, self.loop, bans) if c.security.enabled else None

@@ -316,3 +316,32 @@ def test_forged_flow_token_is_refused(topo: NatTopology, start_edge: StartEdge) 
     for user in ("ft-" + "q" * 48, FlowTokens(b"not-sipedges-key" * 2).encode(outside)):
         got = udp_exchange(topo.home, HOME_IP, forged_invite(user), wait=2.0)
         assert got is not None and got.startswith(b"SIP/2.0 403 "), (got, edge.describe())
+
+
+def made_up_dialog(method: str) -> Callable[[int], bytes]:
+    """A request that looks sequential (a To tag, our address in Route) but belongs to no
+    dialog sipedge recorded: toll fraud to a premium-rate number if it were relayed."""
+
+    def build(port: int) -> bytes:
+        return (
+            f"{method} sip:+88213000001@198.51.100.66:5060 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {HOME_IP}:{port};branch=z9hG4bK-madeup-{port};rport\r\n"
+            f"Route: <sip:{PROVIDER_IP}:{SIP_PORT};lr>\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:mallory@{HOME_IP}>;tag=m1\r\n"
+            "To: <sip:+88213000001@198.51.100.66>;tag=never-issued\r\n"
+            f"Call-ID: madeup-{port}\r\nCSeq: 7 {method}\r\n"
+            f"Contact: <sip:mallory@{HOME_IP}:{port}>\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+
+    return build
+
+
+@pytest.mark.interop
+def test_made_up_dialog_is_not_relayed(topo: NatTopology, start_edge: StartEdge) -> None:
+    """From an untrusted address on the internet side, a re-INVITE or BYE with a To tag
+    and our Route, but without the Record-Route MAC of a dialog we recorded, gets 403."""
+    edge = start_edge("options")
+    for method in ("INVITE", "BYE"):
+        got = udp_exchange(topo.home, HOME_IP, made_up_dialog(method), wait=2.0)
+        assert got is not None and got.startswith(b"SIP/2.0 403 "), (got, edge.describe())

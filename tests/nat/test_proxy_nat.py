@@ -23,6 +23,16 @@ CALLEE_FLOW = Flow("udp", LOCAL, CALLEE)
 RR = f"<sip:{ME}:5060;lr>"
 
 
+def recorded(h: NatHarness, msg: Request | Response) -> list[str]:
+    """``msg``'s Record-Route entries without the dialog MAC, which each must carry (signed
+    for its Call-ID and From tag, see :mod:`sipedge.proxy.flowtoken`)."""
+    assert msg.from_tag is not None
+    mac = h.tokens.dialog_mac(msg.call_id, msg.from_tag)
+    entries = msg.header_list("Record-Route")
+    assert all(e.endswith(f";dlg={mac}>") for e in entries), entries
+    return [e.replace(f";dlg={mac}>", ">") for e in entries]
+
+
 @pytest.fixture
 def made() -> Iterator[list[NatHarness]]:
     harnesses: list[NatHarness] = []
@@ -51,7 +61,7 @@ def test_invite_from_a_natted_caller(made: list[NatHarness]) -> None:
     assert out.header("Contact") == "<sip:alice@192.168.1.20:5060>"
     assert out.body == SDP.encode()
     # ... and the caller's NAT binding in our Record-Route, in an entry of its own.
-    top, bottom = out.header_list("Record-Route")
+    top, bottom = recorded(h, out)
     assert top == RR
     tok = bottom.removeprefix("<sip:").split("@")[0]
     assert bottom == f"<sip:{tok}@{ME}:5060;lr>" and h.tokens.decode(tok) == NATED
@@ -113,7 +123,7 @@ def test_a_direct_client_is_left_alone(made: list[NatHarness]) -> None:
     direct = ("198.51.100.7", 5060)
     h.feed(request(via="198.51.100.7:5060", contact="<sip:alice@198.51.100.7>"), direct)
     [(out, _)] = h.requests()
-    assert out.header_list("Record-Route") == [RR]
+    assert recorded(h, out) == [RR]
     assert "rport" not in str(out.vias[1]) and "received" not in str(out.vias[1])
 
 
@@ -122,7 +132,7 @@ def test_nat_off_adds_no_token_but_still_answers_the_binding(made: list[NatHarne
     h.feed(request(), PUBLIC)
     sent = h.take()
     out = next(m for m, _ in sent if isinstance(m, Request))
-    assert out.header_list("Record-Route") == [RR]
+    assert recorded(h, out) == [RR]
     assert [d.flow.remote for m, d in sent if isinstance(m, Response)] == [PUBLIC]
 
 
@@ -150,7 +160,7 @@ def test_register_from_behind_nat_and_a_call_to_it(made: list[NatHarness]) -> No
     [(out, dest)] = h.requests()
     assert dest.flow == NATED  # the NAT binding, not the private Contact
     assert out.uri_text == "sip:alice@192.168.1.20:5060"
-    top, bottom = out.header_list("Record-Route")
+    top, bottom = recorded(h, out)
     assert h.tokens.decode(top.removeprefix("<sip:").split("@")[0]) == NATED
     assert bottom == RR
 
@@ -193,7 +203,7 @@ def test_rewrite_mode_and_sdp_fixing(made: list[NatHarness]) -> None:
     h.feed(request(body=SDP), PUBLIC)
     [(out, _)] = h.requests()
     assert out.header("Contact") == "<sip:alice@203.0.113.1:40000>"
-    assert out.header_list("Record-Route") == [RR]  # no token needed
+    assert recorded(h, out) == [RR]  # no token needed
     assert b"c=IN IP4 203.0.113.1\r\n" in out.body and b"a=oldcip:192.168.1.20\r\n" in out.body
     assert out.header("Content-Length") == str(len(out.body))
 
@@ -212,7 +222,7 @@ def test_natted_callee_answer_gets_the_token_in_our_record_route(made: list[NatH
     h = harness(made, routes=TO_CALLEE)
     ok = answer_from_callee(h, "<sip:bob@10.1.2.3:5062>")
     assert ok.header("Contact") == "<sip:bob@10.1.2.3:5062>"
-    (entry,) = ok.header_list("Record-Route")
+    (entry,) = recorded(h, ok)
     tok = entry.removeprefix("<sip:").split("@")[0]
     assert entry == f"<sip:{tok}@{ME}:5060;lr>" and h.tokens.decode(tok) == CALLEE_FLOW
     assert ok.body == SDP.encode()  # no SDP fixing unless asked
@@ -222,11 +232,11 @@ def test_natted_callee_answer_in_rewrite_mode(made: list[NatHarness]) -> None:
     h = harness(made, nat=NatSettings(contact="rewrite", fix_sdp=True), routes=TO_CALLEE)
     ok = answer_from_callee(h, "<sip:bob@10.1.2.3:5062>")
     assert ok.header("Contact") == "<sip:bob@198.51.100.7:5080>"
-    assert ok.header_list("Record-Route") == [RR]
+    assert recorded(h, ok) == [RR]
     assert b"c=IN IP4 198.51.100.7\r\n" in ok.body
 
 
 def test_public_callee_answer_untouched(made: list[NatHarness]) -> None:
     h = harness(made, routes=TO_CALLEE)
     ok = answer_from_callee(h, "<sip:bob@198.51.100.7:5080>")
-    assert ok.header_list("Record-Route") == [RR]
+    assert recorded(h, ok) == [RR]

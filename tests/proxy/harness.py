@@ -56,6 +56,11 @@ class Harness:
         self.proxy.after_async = self.pump
         self.sent: list[tuple[Request | Response, Dest]] = []
 
+    def recorded(self, uri: str, call_id: str = "call-1", tag: str = "a1") -> str:
+        """``uri``, one of our Record-Route URIs, as the proxy records it for the dialog of
+        ``call_id`` and From tag ``tag``: with its ``dlg`` MAC (see proxy.flowtoken)."""
+        return f"{uri};dlg={self.proxy.tokens.dialog_mac(call_id, tag)}"
+
     def feed(
         self, data: bytes, remote: tuple[str, int] = ("127.0.0.1", 5061), transport: str = "udp"
     ) -> None:

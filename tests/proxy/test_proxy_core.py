@@ -32,7 +32,7 @@ def test_invite_forwarded_with_via_rr_and_max_forwards() -> None:
     assert len(out.vias) == 2 and out.vias[0].branch.startswith("z9hG4bK")
     assert out.vias[0].host == "127.0.0.1" and out.vias[0].port == 5060
     assert out.vias[1].received == "127.0.0.1" and out.vias[1].rport == 5061  # RFC 3581
-    assert [str(r.uri) for r in out.record_routes] == ["sip:127.0.0.1:5060;lr"]
+    assert [str(r.uri) for r in out.record_routes] == [h.recorded("sip:127.0.0.1:5060;lr")]
 
 
 def test_responses_relayed_upstream_with_our_via_removed() -> None:
@@ -165,7 +165,11 @@ def test_transport_change_adds_two_record_routes_and_loose_routing_consumes_both
     out, dest = h.take_one(Request)
     assert dest.flow.transport == "tcp" and out.vias[0].transport == "TCP"
     rrs = [str(r.uri) for r in out.record_routes]
-    assert rrs == ["sip:127.0.0.1:5060;transport=tcp;lr", "sip:127.0.0.1:5060;lr"]  # RFC 5658
+    tcp, udp = (
+        h.recorded("sip:127.0.0.1:5060;transport=tcp;lr"),
+        h.recorded("sip:127.0.0.1:5060;lr"),
+    )
+    assert rrs == [tcp, udp]  # RFC 5658
     # The caller's BYE carries the reversed route set: both entries are ours.
     bye = invite(
         method="BYE",
@@ -173,7 +177,7 @@ def test_transport_change_adds_two_record_routes_and_loose_routing_consumes_both
         cseq=2,
         to_tag="b1",
         uri="sip:bob@127.0.0.1:5073;transport=tcp",
-        extra="Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5060;transport=tcp;lr>\r\n",
+        extra=f"Route: <{udp}>, <{tcp}>\r\n",
     )
     h.feed(bye)
     fwd, dest = h.take_one(Request)
@@ -205,7 +209,7 @@ def test_loose_routed_request_follows_remaining_route() -> None:
         cseq=2,
         to_tag="b1",
         uri="sip:alice@192.0.2.7:5061",
-        extra="Route: <sip:127.0.0.1:5060;lr>, <sip:127.0.0.1:5090;lr>\r\n",
+        extra=f"Route: <{h.recorded('sip:127.0.0.1:5060;lr')}>, <sip:127.0.0.1:5090;lr>\r\n",
     )
     h.feed(bye)
     fwd, dest = h.take_one(Request)

@@ -47,8 +47,8 @@ class NatConfig(Section):
     keepalive_all_udp: bool = setting(False, "Ping every UDP binding, not only NATed ones.")
     token_secret: str = setting(
         "",
-        'Key signing flow tokens, shared by a cluster; "" = random per start (dialogs of '
-        "NATed clients then do not survive a restart).",
+        "Key signing flow tokens and dialog Record-Routes, the same on every node of a "
+        'cluster; "" = a key of this node kept in server.state_dir/route.key.',
     )
 
     @model_validator(mode="after")

@@ -59,9 +59,9 @@ def node_registrar(
     ha = config.ha
     if not config.nat.token_secret:
         log.warning(
-            "nat.token_secret is empty: flow tokens of this node will not be accepted by the "
-            "node taking over from it, nor by this node after a restart; set the same secret "
-            "on every node"
+            "nat.token_secret is empty: flow tokens and dialog Record-Routes of this node "
+            "will not be accepted by the node taking over from it (in-dialog requests from "
+            "untrusted callers are then refused); set the same secret on every node"
         )
     iface = peer_interface(listeners, ha.peer_listener)
     store = NodeLocationStore(shared.location, NodePaths(tokens, iface, identity))

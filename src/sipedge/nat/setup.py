@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from ..config import Config
 from ..proxy.flowtoken import FlowTokens
@@ -13,11 +16,16 @@ from .keepalive import KeepaliveSettings
 from .pinger import NatPinger
 from .policy import NatSettings, NatTraversal
 
+log = logging.getLogger("sipedge.nat")
 
-def build_nat(c: Config) -> tuple[FlowTokens, NatTraversal | None]:
-    """The flow tokens (signed with ``nat.token_secret`` when set) and the NAT policy, or
-    None when ``nat.enabled`` is false (WS/TCP clients still get their tokens)."""
-    secret = c.nat.token_secret.encode() if c.nat.token_secret else None
+
+def build_nat(
+    c: Config, fallback_secret: bytes | None = None
+) -> tuple[FlowTokens, NatTraversal | None]:
+    """The flow tokens (signed with ``nat.token_secret`` when set, else ``fallback_secret``,
+    else a random key) and the NAT policy, or None when ``nat.enabled`` is false (WS/TCP
+    clients still get their tokens, and every dialog its signed Record-Route)."""
+    secret = c.nat.token_secret.encode() if c.nat.token_secret else fallback_secret
     tokens = FlowTokens(secret)
     if not c.nat.enabled:
         return tokens, None
@@ -28,6 +36,32 @@ def build_nat(c: Config) -> tuple[FlowTokens, NatTraversal | None]:
         fix_sdp_origin=c.nat.fix_sdp_origin,
     )
     return tokens, NatTraversal(settings, tokens)
+
+
+def node_key(state_dir: Path) -> bytes | None:
+    """This node's own signing key for flow tokens and dialog MACs, kept in
+    ``state_dir/route.key`` (made on first start, mode 0600) so that dialogs and flows
+    outlive a restart; None (a random key per start) when the directory is unusable."""
+    path = state_dir / "route.key"
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot read %s (%s): dialogs will not survive a restart", path, exc)
+        return None
+    key = os.urandom(32)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+    except OSError as exc:
+        log.warning("cannot write %s (%s): dialogs will not survive a restart", path, exc)
+        return None
+    return key
 
 
 def pings_answered(c: Config) -> bool:

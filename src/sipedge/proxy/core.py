@@ -57,7 +57,7 @@ from .best import choose_best
 from .calls import CallControl
 from .checks import validate_request
 from .context import Branch, BranchState, ResponseContext, group_by_q
-from .flowtoken import FlowTokens
+from .flowtoken import DIALOG_PARAM, FlowTokens
 from .hangup import LocalSender
 from .hooks import Decision, Drop, Relay, RequestContext, Respond, Router, Target
 from .routing import Identity, Interface, preprocess_routes
@@ -125,7 +125,9 @@ class Proxy:
         self._timer_c_live: dict[int, tuple[Branch, ResponseContext]] = {}
         self._seq = itertools.count()
         self._prefix = "z9hG4bK" + secrets.token_hex(4)
-        self.stateless = StatelessForwarder(layer, locator, identity, self._prefix, self.tokens)
+        self.stateless = StatelessForwarder(
+            layer, locator, identity, self._prefix, self.tokens, self.settings.record_route
+        )
         self.draining = False
         self.calls = CallControl(
             dialogs if dialogs is not None else DialogTracker(),
@@ -259,6 +261,7 @@ class Proxy:
         ctx = self.context_for(req, flow)
         ctx.loose_routed = info.consumed > 0
         ctx.flow_routed = info.flow is not None
+        ctx.dialog_routed = ctx.in_dialog and (info.dialog or not self.settings.record_route)
         ctx.for_us = not req.routes and me.is_domain(req.uri)
         if (
             req.method == "OPTIONS"
@@ -428,11 +431,18 @@ class Proxy:
         nat_in = self.nat is not None and self.nat.wants_token(rctx.request, in_flow)
         in_token = self.tokens.encode(in_flow) if in_flow.is_stream or nat_in else None
         out_token = self.tokens.encode(out_flow) if out_flow is not None else None
+        sig = self._dialog_param(rctx.request)
         if in_iface == out_iface and out_token is None and not nat_in:
-            return [in_iface.rr_uri(user=in_token)]
+            return [in_iface.rr_uri(sig, in_token)]
         if in_iface == out_iface and not self.settings.double_record_route and not in_token:
-            return [in_iface.rr_uri(user=out_token)]
-        return [out_iface.rr_uri(user=out_token), in_iface.rr_uri(user=in_token)]
+            return [in_iface.rr_uri(sig, out_token)]
+        return [out_iface.rr_uri(sig, out_token), in_iface.rr_uri(sig, in_token)]
+
+    def _dialog_param(self, req: Request) -> str:
+        """``;dlg=MAC`` binding our Record-Route to this dialog (see :mod:`.flowtoken`)."""
+        if req.from_tag is None:
+            return ""  # an RFC 2543 caller: its sequential requests are judged by policy
+        return f";{DIALOG_PARAM}={self.tokens.dialog_mac(req.call_id, req.from_tag)}"
 
     async def _await_branch(
         self,

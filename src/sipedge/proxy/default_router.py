@@ -183,11 +183,12 @@ class DefaultRouter(BaseRouter):
 
     def fast_path(self, ctx: RequestContext) -> Decision | None:
         """Decide without awaiting anything when no registrar or auth step is needed."""
-        if ctx.loose_routed and (ctx.in_dialog or ctx.flow_routed):
-            # A sequential request following our Record-Route, or a request following a
-            # Path/Record-Route entry with our flow token: on to its next hop (§16.4). An
-            # initial request that merely preloads a Route to us is judged like any other
-            # below (else anyone could relay anywhere through us).
+        if ctx.loose_routed and (ctx.dialog_routed or ctx.flow_routed):
+            # A sequential request following the Record-Route we signed for its dialog, or
+            # a request following a Path/Record-Route entry with our flow token: on to its
+            # next hop (§16.4). Any other request that names us in a Route (an initial one
+            # preloading it, or one with a made-up To tag) is judged like any other below
+            # (else anyone could relay anywhere through us).
             return Relay([Target()])
         c = self.config
         if c.registrar is None and c.auth is None:

@@ -12,10 +12,19 @@ registrar (RFC 3327), so that registrar's requests come back through the right f
 
 The token is signed (HMAC-SHA256, truncated) so a peer cannot forge one to reach another
 client's connection or an arbitrary host (never an open relay), and it is self-contained:
-no per-dialog state is kept. :meth:`FlowTokens.looks_like` tells a token that fails the
-check (forged, or signed by another secret) from an ordinary user part, so that such a
-request can be refused. Nodes that must accept each other's tokens (a cluster, or dialogs
-that outlive a restart) share the ``secret``.
+no per-dialog state is kept.
+
+The same key signs the dialog itself: every Record-Route entry we add carries a ``dlg``
+parameter, a MAC of the Call-ID and the From tag of the dialog-forming request that our
+policy let through. A sequential request (RFC 3261 §12.2) of that dialog, in either
+direction, has that tag as its From or To tag, so :meth:`FlowTokens.dialog_signed` can
+tell a Route we recorded for this dialog from one a caller merely wrote (an in-dialog
+looking request, a made-up To tag, preloading our address to be relayed anywhere).
+
+:meth:`FlowTokens.looks_like` tells a token that fails the check (forged, or signed by
+another secret) from an ordinary user part, so that such a request can be refused. Nodes
+that must accept each other's tokens and dialogs (a cluster, or dialogs that outlive a
+restart) share the ``secret``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ from ..transport.base import Flow
 
 _MAC_BYTES = 10
 _PREFIX = "ft-"
+_DIALOG_MAC_BYTES = 8
+#: The Record-Route URI parameter that carries the dialog MAC.
+DIALOG_PARAM = "dlg"
 
 
 class FlowTokens:
@@ -78,3 +90,18 @@ class FlowTokens:
             )
         except ValueError:
             return None
+
+    def dialog_mac(self, call_id: str, tag: str) -> str:
+        """The ``dlg`` value for a dialog: hex MAC of its Call-ID and one of its tags."""
+        text = b"dlg\0" + call_id.encode("utf-8", "surrogateescape") + b"\0"
+        text += tag.encode("utf-8", "surrogateescape")
+        return hmac.new(self._secret, text, hashlib.sha256).digest()[:_DIALOG_MAC_BYTES].hex()
+
+    def dialog_signed(self, mac: str, call_id: str, tags: tuple[str | None, ...]) -> bool:
+        """Whether ``mac`` is our ``dlg`` value for ``call_id`` and one of ``tags``."""
+        if len(mac) != 2 * _DIALOG_MAC_BYTES or not mac.isascii():
+            return False
+        for tag in tags:
+            if tag is not None and hmac.compare_digest(mac, self.dialog_mac(call_id, tag)):
+                return True
+        return False

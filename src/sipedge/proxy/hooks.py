@@ -85,6 +85,12 @@ class RequestContext:
     #: Whether one of the Route entries consumed carried our flow token naming another
     #: flow: the request follows a Path or Record-Route entry we made (RFC 5626 §5.3).
     flow_routed: bool = False
+    #: Whether the request is in a dialog (To tag) and one of the Route entries consumed
+    #: is a Record-Route entry we signed for this dialog (``dlg``, see
+    #: :mod:`sipedge.proxy.flowtoken`): a sequential request of a dialog our policy let
+    #: through. Always true for in-dialog requests when record_route is off (nothing to
+    #: check against). A To tag alone proves nothing: anyone can write one.
+    dialog_routed: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 

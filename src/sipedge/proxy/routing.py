@@ -19,7 +19,7 @@ from ..sip.hdr.nameaddr import NameAddr
 from ..sip.message import Request
 from ..sip.uri import URI
 from ..transport.base import Flow
-from .flowtoken import FlowTokens
+from .flowtoken import DIALOG_PARAM, FlowTokens
 
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061, "ws": 80, "wss": 443}
 
@@ -124,6 +124,9 @@ class RouteInfo:
     #: The flow a token in one of our entries named, when it is not the flow the request
     #: came on: the request goes to that client over its own connection (RFC 5626 §5.3).
     flow: Flow | None = None
+    #: Whether one of our popped entries carries the ``dlg`` MAC of this request's dialog
+    #: (see :mod:`sipedge.proxy.flowtoken`): the route set is one we recorded.
+    dialog: bool = False
 
 
 def preprocess_routes(
@@ -156,6 +159,7 @@ def preprocess_routes(
         # RFC 5658: the second of our entries names the interface to send on.
         info.out_iface = me.interface_for(popped[1].uri)
     if tokens is not None:
+        info.dialog = any(_signed_for_dialog(req, e, tokens) for e in popped)
         for i, entry in enumerate(popped):
             user = entry.uri.user
             if not user or not tokens.looks_like(user):
@@ -167,6 +171,13 @@ def preprocess_routes(
             if not facing_sender and not same_flow(flow, came_on):
                 info.flow = flow
     return info
+
+
+def _signed_for_dialog(req: Request, entry: NameAddr, tokens: FlowTokens) -> bool:
+    mac = entry.uri.params.get(DIALOG_PARAM)
+    if not mac or req.to_tag is None:
+        return False
+    return tokens.dialog_signed(mac, req.call_id, (req.from_tag, req.to_tag))
 
 
 def same_flow(a: Flow, b: Flow | None) -> bool:

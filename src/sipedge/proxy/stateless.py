@@ -36,8 +36,12 @@ class StatelessForwarder:
         identity: Identity,
         prefix: str,
         tokens: FlowTokens | None = None,
+        signed_dialogs: bool = True,
     ) -> None:
         self.layer = layer
+        #: Whether our Record-Route entries carry the dialog MAC, so that an ACK naming us
+        #: in its Route must carry it too (see :mod:`sipedge.proxy.flowtoken`).
+        self.signed_dialogs = signed_dialogs
         self.locator = locator
         self.identity = identity
         self.prefix = prefix
@@ -60,8 +64,11 @@ class StatelessForwarder:
         if scheme not in ("sip", "sips"):
             return
         info = preprocess_routes(ack, self.identity, self.tokens, flow)
+        ours = info.dialog or info.flow is not None or not self.signed_dialogs
         dst = None
-        if info.consumed == 0:
+        if info.consumed == 0 or not ours:
+            # No route set of ours (or one we did not record for this dialog): the router
+            # decides, as for any request (never an open relay for a written-in Route).
             ctx = make_ctx(ack, flow)
             decision = router.on_request(ctx)
             if inspect.isawaitable(decision) or not isinstance(decision, Relay):
