@@ -48,6 +48,7 @@ class FlowTokens:
 
     def __init__(self, secret: bytes | None = None) -> None:
         self._secret = secret if secret is not None else os.urandom(32)
+        self._dialog = hmac.new(self._secret, b"dlg\0", hashlib.sha256)  # keyed once
 
     def encode(self, flow: Flow) -> str:
         """A token for ``flow``: ``ft-`` + base32 of the flow and its MAC."""
@@ -93,9 +94,9 @@ class FlowTokens:
 
     def dialog_mac(self, call_id: str, tag: str) -> str:
         """The ``dlg`` value for a dialog: hex MAC of its Call-ID and one of its tags."""
-        text = b"dlg\0" + call_id.encode("utf-8", "surrogateescape") + b"\0"
-        text += tag.encode("utf-8", "surrogateescape")
-        return hmac.new(self._secret, text, hashlib.sha256).digest()[:_DIALOG_MAC_BYTES].hex()
+        mac = self._dialog.copy()
+        mac.update(f"{call_id}\0{tag}".encode("utf-8", "surrogateescape"))
+        return mac.digest()[:_DIALOG_MAC_BYTES].hex()
 
     def dialog_signed(self, mac: str, call_id: str, tags: tuple[str | None, ...]) -> bool:
         """Whether ``mac`` is our ``dlg`` value for ``call_id`` and one of ``tags``."""
