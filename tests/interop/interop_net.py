@@ -46,12 +46,43 @@ def is_free(port: int, kind: socket.SocketKind) -> bool:
     return True
 
 
+def is_bound(port: int, kind: socket.SocketKind, ip: str | None = None) -> bool:
+    """Whether a UDP socket is bound to, or a TCP socket listens on, ``port`` (on IPv4
+    ``ip`` or the wildcard when given, else any local address), read from /proc/net. Never
+    a bind of our own: a probe that binds the port for a moment can make the process that
+    is starting up fail with EADDRINUSE."""
+    names = ("tcp", "tcp6") if kind == socket.SOCK_STREAM else ("udp", "udp6")
+    wanted = None
+    if ip is not None:
+        names = names[:1]
+        wanted = {_proc_ipv4(ip), "00000000"}
+    for name in names:
+        try:
+            with open(f"/proc/net/{name}") as table:
+                rows = table.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, state = fields[1], fields[3]
+            address, hex_port = local.rsplit(":", 1)
+            listening = kind == socket.SOCK_DGRAM or state == "0A"
+            if listening and int(hex_port, 16) == port and (wanted is None or address in wanted):
+                return True
+    return False
+
+
+def _proc_ipv4(ip: str) -> str:
+    """An IPv4 address as /proc/net/udp writes it (host byte order on little-endian)."""
+    return socket.inet_aton(ip)[::-1].hex().upper()
+
+
 def wait_bound(port: int, transport: str, timeout: float) -> bool:
     """Wait until some process has bound 127.0.0.1:port ("udp" or "tcp")."""
     kind = socket.SOCK_STREAM if transport == "tcp" else socket.SOCK_DGRAM
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not is_free(port, kind):
+        if is_bound(port, kind):
             return True
         time.sleep(0.02)
     return False

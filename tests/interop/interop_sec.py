@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from interop_net import HOST
+from interop_net import HOST, is_bound
 from interop_proxy import ProxyProcess, Topology
 from interop_sipp import SCENARIOS, SippRun, Sipps
 
@@ -240,13 +240,8 @@ class QopStripRelay:
 
 
 def bound_at(ip: str, port: int) -> bool:
-    """True when some process has bound UDP ``ip:port``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((ip, port))
-        except OSError:
-            return True
-    return False
+    """True when some process has bound UDP ``ip:port`` (without binding it ourselves)."""
+    return is_bound(port, socket.SOCK_DGRAM, ip)
 
 
 def start_uas_at(sipps: Sipps, ip: str, port: int, lifetime: float = 90) -> SippRun:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interop_net import HOST, is_free, ping_udp
+from interop_net import HOST, is_bound, ping_udp
 from interop_proxy import ProxyProcess, Topology
 from interop_reg import REALM, Reply, auth_params, digest_md5, parse_reply
 
@@ -180,7 +180,7 @@ class WsProxy(ProxyProcess):
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"proxy exited early\n{self.describe()}")
-            bound = not any(is_free(p, socket.SOCK_STREAM) for p in streams)
+            bound = all(is_bound(p, socket.SOCK_STREAM) for p in streams)
             if bound and ping_udp(self.topo.proxy) is not None:
                 return
             time.sleep(0.05)

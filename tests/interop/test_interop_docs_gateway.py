@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 from interop_media import RtpEngineDaemon, media_ports
-from interop_net import HOST, PortAllocator, is_free, ping_udp
+from interop_net import HOST, PortAllocator, is_bound, ping_udp
 from interop_proxy import Topology
 from interop_reg import add_user
 from interop_sipmsg import find, header_values, parse_trace
@@ -104,7 +104,7 @@ class GatewayProxy:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"gateway exited early\n{self.describe()}")
-            if not is_free(self.wss, socket.SOCK_STREAM) and ping_udp(self.udp) is not None:
+            if is_bound(self.wss, socket.SOCK_STREAM) and ping_udp(self.udp) is not None:
                 return
             time.sleep(0.05)
         raise AssertionError(f"gateway not ready in {ready_timeout}s\n{self.describe()}")
