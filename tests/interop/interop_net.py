@@ -46,35 +46,45 @@ def is_free(port: int, kind: socket.SocketKind) -> bool:
     return True
 
 
+def proc_rows(table: str) -> list[list[str]]:
+    """The fields of every socket row of /proc/net/``table`` (``tcp``, ``udp6``...), or none
+    when the table does not exist. Addresses are ``HEXIP:HEXPORT`` (see :func:`proc_ipv4`);
+    field 3 is the state (TCP: 01 established, 06 time-wait, 08 close-wait, 0A listen)."""
+    try:
+        with open(f"/proc/net/{table}") as rows:
+            return [row.split() for row in rows.read().splitlines()[1:]]
+    except FileNotFoundError:
+        return []
+
+
+def proc_ipv4(ip: str) -> str:
+    """An IPv4 address as /proc/net writes it (a host-order word: little-endian here)."""
+    return socket.inet_aton(ip)[::-1].hex().upper()
+
+
+def proc_port(address: str) -> int:
+    """The port of a /proc/net ``HEXIP:HEXPORT`` address."""
+    return int(address.rsplit(":", 1)[1], 16)
+
+
 def is_bound(port: int, kind: socket.SocketKind, ip: str | None = None) -> bool:
     """Whether a UDP socket is bound to, or a TCP socket listens on, ``port`` (on IPv4
     ``ip`` or the wildcard when given, else any local address), read from /proc/net. Never
     a bind of our own: a probe that binds the port for a moment can make the process that
     is starting up fail with EADDRINUSE."""
-    names = ("tcp", "tcp6") if kind == socket.SOCK_STREAM else ("udp", "udp6")
+    tables = ["tcp", "tcp6"] if kind == socket.SOCK_STREAM else ["udp", "udp6"]
     wanted = None
     if ip is not None:
-        names = names[:1]
-        wanted = {_proc_ipv4(ip), "00000000"}
-    for name in names:
-        try:
-            with open(f"/proc/net/{name}") as table:
-                rows = table.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for row in rows:
-            fields = row.split()
+        tables = tables[:1]
+        wanted = {proc_ipv4(ip), "00000000"}
+    for table in tables:
+        for fields in proc_rows(table):
             local, state = fields[1], fields[3]
-            address, hex_port = local.rsplit(":", 1)
             listening = kind == socket.SOCK_DGRAM or state == "0A"
-            if listening and int(hex_port, 16) == port and (wanted is None or address in wanted):
+            here = wanted is None or local.rsplit(":", 1)[0] in wanted
+            if listening and here and proc_port(local) == port:
                 return True
     return False
-
-
-def _proc_ipv4(ip: str) -> str:
-    """An IPv4 address as /proc/net/udp writes it (host byte order on little-endian)."""
-    return socket.inet_aton(ip)[::-1].hex().upper()
 
 
 def wait_bound(port: int, transport: str, timeout: float) -> bool:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from interop_net import HOST, is_bound
+from interop_net import HOST, is_bound, proc_ipv4, proc_rows
 from interop_proxy import ProxyProcess, Topology
 from interop_sipp import SCENARIOS, SippRun, Sipps
 
@@ -397,10 +397,8 @@ def cpu_seconds(pid: int) -> float:
 def udp_socket(ip: str, port: int) -> tuple[int, int]:
     """(bytes queued for reading, datagrams dropped) of the UDP socket bound to ip:port,
     from /proc/net/udp."""
-    # /proc/net/udp prints the address as a host-order (little-endian here) hex word.
-    want = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        cols = line.split()
+    want = f"{proc_ipv4(ip)}:{port:04X}"
+    for cols in proc_rows("udp"):
         if cols[1] == want:
             rx_queue = int(cols[4].split(":")[1], 16)
             return rx_queue, int(cols[-1])

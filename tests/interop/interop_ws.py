@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from interop_net import HOST, is_bound, ping_udp
+from interop_net import HOST, is_bound, ping_udp, proc_port, proc_rows
 from interop_proxy import ProxyProcess, Topology
 from interop_reg import REALM, Reply, auth_params, digest_md5, parse_reply
 
@@ -345,29 +345,16 @@ def stream_peers(server_port: int) -> list[tuple[int, str]]:
     """(remote port, TCP state) of every IPv4 socket on 127.0.0.1:``server_port`` with a
     remote end (accepted connections), from /proc/net/tcp. States: 01 established,
     06 time-wait, 08 close-wait, ..."""
-    found: list[tuple[int, str]] = []
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            local, remote, state = fields[1], fields[2], fields[3]
-            lport = int(local.split(":")[1], 16)
-            rport = int(remote.split(":")[1], 16)
-            if lport == server_port and rport != 0:
-                found.append((rport, state))
-    return found
+    return [
+        (proc_port(f[2]), f[3])
+        for f in proc_rows("tcp")
+        if proc_port(f[1]) == server_port and proc_port(f[2]) != 0
+    ]
 
 
 def sockets_on(port: int) -> list[tuple[str, str, str]]:
     """(local, remote, state) of every IPv4 TCP socket whose local port is ``port``."""
-    found = []
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) == port:
-                found.append((fields[1], fields[2], fields[3]))
-    return found
+    return [(f[1], f[2], f[3]) for f in proc_rows("tcp") if proc_port(f[1]) == port]
 
 
 def wait_server_closed(server_port: int, client_port: int, timeout: float) -> bool:
