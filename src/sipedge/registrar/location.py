@@ -132,8 +132,7 @@ class Registrar:
         except ParseError as exc:
             return RegisterOutcome(exc.status_hint, exc.reason)
         locks = self._locks
-        if not locks.take(aor):
-            await locks.wait(aor)
+        await locks.acquire(aor)
         try:
             existing = await self.store.lookup(aor)
             policy = self.policy_for(flow)

@@ -3,7 +3,7 @@
 RFC 3261 §10.3 step 6 matches a Contact to a binding by URI equivalence (§19.1.4).
 Parsing every stored Contact for that on every REGISTER is the registrar's costliest
 step, so each :class:`~sipedge.registrar.binding.Binding` keeps a comparison key
-(:func:`contact_key`) written when it is made, and :func:`same_contact` decides from the
+(:func:`sipedge.sip.uri.uri_key`) written when it is made, and :func:`same_contact` decides from the
 keys. §19.1.4 equivalence is not transitive (a parameter present in one URI only is
 ignored unless it is ``user``, ``ttl``, ``method``, ``maddr`` or ``transport``), so a
 key cannot decide every case: when both URIs carry other parameters the URIs are
@@ -13,13 +13,8 @@ another node).
 
 from __future__ import annotations
 
-from ..sip.uri import URI, parse_uri, uri_equal, uri_key, uri_keys_equal
+from ..sip.uri import URI, parse_uri, uri_equal, uri_keys_equal
 from .binding import Binding
-
-#: The comparison key of a Contact URI (:func:`sipedge.sip.uri.uri_key`).
-contact_key = uri_key
-#: Whether two keys decide equivalence (:func:`sipedge.sip.uri.uri_keys_equal`).
-keys_decide = uri_keys_equal
 
 
 def same_contact(

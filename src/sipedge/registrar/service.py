@@ -32,10 +32,10 @@ from ..sip.hdr.cseq import parse_uint
 from ..sip.hdr.nameaddr import NameAddr
 from ..sip.message import Request
 from ..sip.params import Params
-from ..sip.uri import URI, unescape
+from ..sip.uri import URI, unescape, uri_key
 from ..transport.base import Flow
 from .binding import Binding
-from .match import contact_key, same_contact
+from .match import same_contact
 
 # RFC 3261 §25.1: qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
 _QVALUE_RE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?", re.ASCII)
@@ -87,7 +87,7 @@ class _Reject(Exception):
 
 @dataclass(slots=True)
 class _Spec:
-    """One Contact of the REGISTER, validated; ``key`` is its :func:`contact_key`."""
+    """One Contact of the REGISTER, validated; ``key`` is its :func:`~sipedge.sip.uri.uri_key`."""
 
     uri: URI
     text: str
@@ -217,7 +217,7 @@ def _spec(c: NameAddr, header_expires: int | None, policy: RegistrarPolicy) -> _
     if not params:  # the common case: nothing to look up
         expires = policy.default_expires if header_expires is None else header_expires
         expires = _clamp(expires, policy)
-        return _Spec(uri, text, contact_key(uri, text), expires, 1.0, None, None)
+        return _Spec(uri, text, uri_key(uri, text), expires, 1.0, None, None)
     raw = params.get("expires")
     if raw is not None:
         expires = _delta_seconds(raw)
@@ -233,7 +233,7 @@ def _spec(c: NameAddr, header_expires: int | None, policy: RegistrarPolicy) -> _
     if instance is None:
         reg_id = None  # RFC 5626 §6: reg-id without an instance is ignored
     q = _qvalue(params)
-    return _Spec(uri, text, contact_key(uri, text), expires, q, instance, reg_id)
+    return _Spec(uri, text, uri_key(uri, text), expires, q, instance, reg_id)
 
 
 def _clamp(expires: int, policy: RegistrarPolicy) -> int:
